@@ -1,0 +1,54 @@
+"""The tenant in context: which business's database the current code works on.
+
+A contextvar, so it follows sync and async code alike: it crosses
+``sync_to_async``/``database_sync_to_async`` and stays inside one asyncio task.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import TYPE_CHECKING
+
+from tenants.db import alias_for
+
+if TYPE_CHECKING:
+    from tenants.models import Tenant
+
+
+class NoTenantInContext(RuntimeError):
+    """Tenant data was touched with no tenant active: a bug, never a fall-through."""
+
+
+_current: ContextVar[Tenant | None] = ContextVar("current_tenant", default=None)
+
+
+@contextmanager
+def tenant_context(tenant: Tenant) -> Iterator[Tenant]:
+    """Make ``tenant`` current; the previous tenant (or none) comes back on exit."""
+    if tenant is None or getattr(tenant, "pk", None) is None:
+        raise ValueError("tenant_context needs a saved Tenant")
+    token = _current.set(tenant)
+    try:
+        yield tenant
+    finally:
+        _current.reset(token)
+
+
+def current_tenant() -> Tenant:
+    tenant = _current.get()
+    if tenant is None:
+        raise NoTenantInContext(
+            "Tenant data was used with no tenant in context; wrap the code in "
+            "tenants.context.tenant_context(tenant)."
+        )
+    return tenant
+
+
+def current_tenant_or_none() -> Tenant | None:
+    return _current.get()
+
+
+def current_alias() -> str:
+    return alias_for(current_tenant().pk)
