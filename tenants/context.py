@@ -6,10 +6,12 @@ A contextvar, so it follows sync and async code alike: it crosses
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import TYPE_CHECKING
+
+from django.db import transaction
 
 from tenants.db import alias_for
 
@@ -52,3 +54,18 @@ def current_tenant_or_none() -> Tenant | None:
 
 def current_alias() -> str:
     return alias_for(current_tenant().pk)
+
+
+def tenant_atomic(*, durable: bool = False) -> transaction.Atomic:
+    """A transaction on the current tenant's database.
+
+    ``transaction.atomic()`` alone would open it on ``default``; on SQLite the
+    tenant alias begins IMMEDIATE, so a check-then-insert inside holds the
+    write lock for the whole block.
+    """
+    return transaction.atomic(using=current_alias(), durable=durable)
+
+
+def on_tenant_commit(func: Callable[[], object]) -> None:
+    """Run ``func`` after the current tenant transaction commits (now, if none is open)."""
+    transaction.on_commit(func, using=current_alias())
