@@ -22,7 +22,7 @@ def main() -> int:
             [python, "-m", "daphne", "-b", host, "-p", port, "smartscheduler.asgi:application"]
         ),
     ]
-    worker = os.environ.get("TASK_WORKER_COMMAND", "db_worker")
+    worker = os.environ.get("TASK_WORKER_COMMAND", "db_worker --no-reload")
     if worker:
         procs.append(subprocess.Popen([python, "manage.py", *worker.split()]))
 

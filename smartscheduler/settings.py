@@ -76,6 +76,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "channels",
+    "django_tasks",
+    "django_tasks_db",
     "smartscheduler",
     "tenants",
     "billing",
@@ -156,6 +158,15 @@ TENANT_DB_DIR = Path(env.str("TENANT_DB_DIR", default=str(VAR_DIR / "tenants")))
 TENANT_DATABASE_URL = env.str("TENANT_DATABASE_URL", default="")
 # Apps whose tables live in each tenant's own database, never in ``default``.
 TENANT_APPS = frozenset({"booking", "agent", "voice"})
+
+# Background work (reminders, waitlist offers, notifications). The queue lives
+# in the control plane; every task carries the tenant id it works for.
+TASKS = {
+    "default": {
+        "BACKEND": env.str("TASKS_BACKEND", default="django_tasks_db.DatabaseBackend"),
+        "QUEUES": ["default"],
+    }
+}
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
