@@ -18,13 +18,13 @@ def main() -> int:
     port = os.environ.get("PORT", "8000")
     python = sys.executable
     procs = [
-        subprocess.Popen(
+        subprocess.Popen(  # noqa: S603 - fixed argv, no shell
             [python, "-m", "daphne", "-b", host, "-p", port, "smartscheduler.asgi:application"]
         ),
     ]
     worker = os.environ.get("TASK_WORKER_COMMAND", "db_worker --no-reload")
     if worker:
-        procs.append(subprocess.Popen([python, "manage.py", *worker.split()]))
+        procs.append(subprocess.Popen([python, "manage.py", *worker.split()]))  # noqa: S603
 
     def stop(signum: int, frame: FrameType | None) -> None:
         for proc in procs:

@@ -12,6 +12,7 @@ os.environ.setdefault("ALLOWED_HOSTS", "testserver,localhost,127.0.0.1")
 os.environ.setdefault("SECURE_SSL_REDIRECT", "false")
 os.environ.setdefault("STATIC_MANIFEST", "false")
 os.environ.setdefault("VAR_DIR", tempfile.mkdtemp(prefix="ss-test-var-"))
+os.environ.setdefault("STATIC_ROOT", tempfile.mkdtemp(prefix="ss-test-static-"))
 
 from smartscheduler.settings import *  # noqa: F403
 from smartscheduler.settings import PASSWORD_HASHERS as _HASHERS

@@ -1,10 +1,13 @@
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
 
 from smartscheduler import views
+from tenants.dashboard import dashboard_site
 
 urlpatterns = [
     path("", views.home, name="home"),
     path("healthz", views.healthz, name="healthz"),
     path("admin/", admin.site.urls),
+    path("dashboard/", dashboard_site.urls),
+    path("", include("tenants.urls")),
 ]

@@ -1,0 +1,152 @@
+"""The owners' back office (``/dashboard/``) and the platform staff console (``/admin/``).
+
+The dashboard is a second Django admin site. TenantMiddleware has already picked
+the tenant from the user's membership and made it the tenant in context, so a
+model admin registered here reads and writes that business's own database and
+nothing else. Owners are not superusers: their rights come from the membership,
+not from Django's per-user permissions.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.contrib import admin
+from django.contrib.auth.views import redirect_to_login
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import render
+from django.urls import reverse
+from django.utils.decorators import method_decorator
+from django.views.decorators.cache import never_cache
+
+from tenants.models import Membership, Tenant
+from tenants.selectors import memberships_of
+
+# What each role may do in the dashboard. Staff run the calendar; only an
+# owner deletes things.
+ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
+    Membership.Role.OWNER: frozenset({"view", "add", "change", "delete"}),
+    Membership.Role.STAFF: frozenset({"view", "add", "change"}),
+}
+
+_MEMBERSHIP_CACHE = "_dashboard_membership"
+
+
+def request_tenant(request: HttpRequest) -> Tenant | None:
+    return getattr(request, "tenant", None)
+
+
+def dashboard_membership(request: HttpRequest) -> Membership | None:
+    """The user's membership of the request's tenant, looked up once per request."""
+    if hasattr(request, _MEMBERSHIP_CACHE):
+        cached: Membership | None = getattr(request, _MEMBERSHIP_CACHE)
+        return cached
+    tenant = request_tenant(request)
+    membership = None
+    if tenant is not None and request.user.is_authenticated and request.user.is_active:
+        membership = (
+            Membership.objects.filter(user=request.user, tenant=tenant)
+            .select_related("tenant")
+            .first()
+        )
+    setattr(request, _MEMBERSHIP_CACHE, membership)
+    return membership
+
+
+def dashboard_allows(request: HttpRequest, action: str) -> bool:
+    membership = dashboard_membership(request)
+    if membership is None or not membership.tenant.is_active:
+        return False
+    return action in ROLE_PERMISSIONS.get(membership.role, frozenset())
+
+
+class DashboardSite(admin.AdminSite):
+    site_title = "Smart Scheduler"
+    site_header = "Smart Scheduler"
+    index_title = "Your business"
+    index_template = "dashboard/index.html"
+
+    def has_permission(self, request: HttpRequest) -> bool:
+        return dashboard_membership(request) is not None
+
+    @method_decorator(never_cache)
+    def login(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        # Owners sign in on the site's own login page, by email.
+        if request.user.is_authenticated:
+            if self.has_permission(request):
+                return HttpResponseRedirect(reverse("dashboard:index"))
+            # Signed in, but no business here: say so rather than loop through login.
+            return render(request, "dashboard/no_business.html", status=403)
+        next_url = request.GET.get("next") or reverse("dashboard:index")
+        return redirect_to_login(next_url, settings.LOGIN_URL)
+
+    def each_context(self, request: HttpRequest) -> dict[str, Any]:
+        context = super().each_context(request)
+        tenant = request_tenant(request)
+        if tenant is not None and self.has_permission(request):
+            context["site_header"] = tenant.name
+            context["site_title"] = f"{tenant.name} · Smart Scheduler"
+            context["site_url"] = f"/b/{tenant.slug}/"
+            context["dashboard_tenant"] = tenant
+            memberships = list(memberships_of(request.user))
+            context["tenant_choices"] = (
+                [m.tenant for m in memberships] if len(memberships) > 1 else []
+            )
+        # The admin log is shared by every business (object ids repeat across
+        # tenant databases), so the dashboard does not show it.
+        context["log_entries"] = []
+        return context
+
+    def get_log_entries(self, request: HttpRequest) -> Any:
+        from django.contrib.admin.models import LogEntry
+
+        return LogEntry.objects.none()
+
+
+class TenantModelAdmin(admin.ModelAdmin):
+    """Base for every model admin registered on the dashboard.
+
+    Rights come from the membership of the tenant in context (see
+    ROLE_PERMISSIONS); querysets need no filtering because the router already
+    points them at that tenant's database.
+    """
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return dashboard_allows(request, "view")
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return dashboard_allows(request, "view")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return dashboard_allows(request, "add")
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return dashboard_allows(request, "change")
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return dashboard_allows(request, "delete")
+
+    def history_view(
+        self, request: HttpRequest, object_id: str, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        # Admin log rows are keyed by content type and object id, which repeat
+        # in every tenant database: another business's history would show up.
+        raise Http404
+
+
+class PlatformAdminSite(admin.AdminSite):
+    """``/admin/``: the platform staff console, for superusers only."""
+
+    site_title = "Smart Scheduler platform"
+    site_header = "Platform console"
+    index_title = "Platform administration"
+
+    def has_permission(self, request: HttpRequest) -> bool:
+        user = request.user
+        return bool(user.is_active and user.is_staff and user.is_superuser)
+
+
+dashboard_site = DashboardSite(name="dashboard")
