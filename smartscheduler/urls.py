@@ -10,4 +10,5 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("dashboard/", dashboard_site.urls),
     path("", include("tenants.urls")),
+    path("", include("booking.urls")),
 ]

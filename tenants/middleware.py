@@ -40,7 +40,15 @@ class TenantMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        tenant = self._resolve(request)
+        try:
+            tenant = self._resolve(request)
+        except Http404:
+            if request.path_info.startswith("/api/"):
+                return JsonResponse(
+                    {"error": "not_found", "detail": "No business with that address."},
+                    status=404,
+                )
+            raise
         request.tenant = tenant  # type: ignore[attr-defined]
         if tenant is None:
             return self.get_response(request)
