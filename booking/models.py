@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from datetime import timedelta
 from decimal import Decimal
 
@@ -13,6 +14,23 @@ from django.db.models import F, Q
 
 def default_reminder_offsets() -> list[int]:
     return [1440, 120]
+
+
+CALENDAR_TOKEN_LENGTH = 43  # secrets.token_urlsafe(32)
+
+
+def new_calendar_token() -> str:
+    """A fresh secret for a calendar feed URL (store it; empty means the feed is off)."""
+    return secrets.token_urlsafe(32)
+
+
+def _calendar_token_field() -> models.CharField:
+    # Not unique: every disabled feed shares the empty value. Looked up per
+    # tenant database, so the index keeps a feed request to one probe.
+    return models.CharField(
+        max_length=64, blank=True, default="", db_index=True,
+        help_text="Secret part of the calendar feed address; empty turns the feed off.",
+    )
 
 
 class BusinessProfile(models.Model):
@@ -44,6 +62,8 @@ class BusinessProfile(models.Model):
     waitlist_hold_minutes = models.PositiveSmallIntegerField(
         default=15, validators=[MinValueValidator(1), MaxValueValidator(24 * 60)]
     )
+    # The whole business's appointments as an iCalendar feed.
+    calendar_token = _calendar_token_field()
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -100,6 +120,8 @@ class StaffMember(models.Model):
     name = models.CharField(max_length=120, unique=True)
     services = models.ManyToManyField(Service, related_name="staff", blank=True)
     active = models.BooleanField(default=True)
+    # This member's own appointments as an iCalendar feed.
+    calendar_token = _calendar_token_field()
 
     class Meta:
         ordering = ["name"]
@@ -205,6 +227,8 @@ class Appointment(models.Model):
         PHONE = "phone", "Phone"
         SMS = "sms", "SMS"
         DASHBOARD = "dashboard", "Dashboard"
+        # Booked from the waitlist: an accepted offer or an automatic booking.
+        WAITLIST = "waitlist", "Waitlist"
 
     service = models.ForeignKey(Service, on_delete=models.PROTECT, related_name="appointments")
     staff = models.ForeignKey(StaffMember, on_delete=models.PROTECT, related_name="appointments")
@@ -291,3 +315,70 @@ class WaitlistEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.customer} waiting for {self.service}"
+
+
+class Notification(models.Model):
+    """One message to a customer on one channel: scheduled, then sent, failed or skipped.
+
+    The send log the dashboard shows. ``dedupe_key`` names the message's purpose
+    (e.g. the 24-hour reminder of appointment 7 at its current start, by SMS), so
+    scheduling the same message twice finds the existing row, and a task run twice
+    finds it already sent.
+    """
+
+    class Kind(models.TextChoices):
+        CONFIRMATION = "confirmation", "Confirmation"
+        REMINDER = "reminder", "Reminder"
+        CANCELLATION = "cancellation", "Cancellation"
+        RESCHEDULE = "reschedule", "Reschedule"
+        WAITLIST_OFFER = "waitlist_offer", "Waitlist offer"
+        WAITLIST_BOOKED = "waitlist_booked", "Booked from waitlist"
+
+    class Channel(models.TextChoices):
+        EMAIL = "email", "Email"
+        SMS = "sms", "SMS"
+
+    class Status(models.TextChoices):
+        SCHEDULED = "scheduled", "Scheduled"
+        # Claimed by a worker and handed to the provider; a crash here leaves it
+        # sending rather than risk a second copy.
+        SENDING = "sending", "Sending"
+        SENT = "sent", "Sent"
+        FAILED = "failed", "Failed"
+        SKIPPED = "skipped", "Skipped"
+
+    appointment = models.ForeignKey(
+        Appointment, on_delete=models.SET_NULL, null=True, blank=True,
+        related_name="notifications",
+    )
+    waitlist_entry = models.ForeignKey(
+        WaitlistEntry, on_delete=models.SET_NULL, null=True, blank=True,
+        related_name="notifications",
+    )
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    channel = models.CharField(max_length=8, choices=Channel.choices)
+    # The address or E.164 number it went to, as it was when scheduled.
+    recipient = models.CharField(max_length=254)
+    # The appointment (or offered) start the message is about; a reminder whose
+    # appointment no longer starts then is skipped.
+    for_start = models.DateTimeField(null=True, blank=True)
+    scheduled_for = models.DateTimeField()
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.SCHEDULED)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    # Error class or provider code only: provider messages can quote the recipient.
+    last_error = models.CharField(max_length=200, blank=True)
+    # The provider's id for the message (Twilio SID, email Message-ID).
+    external_id = models.CharField(max_length=200, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    dedupe_key = models.CharField(max_length=200, unique=True)
+
+    class Meta:
+        ordering = ["scheduled_for", "pk"]
+        indexes = [
+            models.Index(fields=["status", "scheduled_for"], name="notif_status_due_idx"),
+            models.Index(fields=["appointment", "kind"], name="notif_appt_kind_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} by {self.get_channel_display()} ({self.status})"

@@ -263,10 +263,27 @@ if AGENT_PROVIDER not in {"auto", "openai", "offline"}:
 OPENAI_API_KEY = env.str("OPENAI_API_KEY", default="")
 OPENAI_BASE_URL = env.str("OPENAI_BASE_URL", default="")
 OPENAI_MODEL = env.str("OPENAI_MODEL", default="gpt-4o")
+# The assistant: a turn's time budget for the LLM (the offline agent answers when it
+# runs out; the phone flow passes a shorter one), retries, tool rounds, input size,
+# how much history the LLM sees, and chat messages allowed per minute.
+AGENT_TURN_TIMEOUT_SECONDS = env.float("AGENT_TURN_TIMEOUT_SECONDS", default=8.0)
+AGENT_OPENAI_MAX_RETRIES = envint("AGENT_OPENAI_MAX_RETRIES", 0)
+AGENT_MAX_TOOL_ROUNDS = envint("AGENT_MAX_TOOL_ROUNDS", 5)
+AGENT_MAX_MESSAGE_CHARS = envint("AGENT_MAX_MESSAGE_CHARS", 1000)
+AGENT_HISTORY_MESSAGES = envint("AGENT_HISTORY_MESSAGES", 20)
+AGENT_CHAT_RATE_PER_CONNECTION = envint("AGENT_CHAT_RATE_PER_CONNECTION", 20)
+AGENT_CHAT_RATE_PER_IP = envint("AGENT_CHAT_RATE_PER_IP", 60)
 
 TWILIO_ACCOUNT_SID = env.str("TWILIO_ACCOUNT_SID", default="")
 TWILIO_AUTH_TOKEN = env.str("TWILIO_AUTH_TOKEN", default="")
 TWILIO_FROM_NUMBER = env.str("TWILIO_FROM_NUMBER", default="")
+# Text messages to customers (booking.sms): Twilio once it is configured, else
+# printed to the console like the default email backend.
+SMS_BACKEND = (
+    "booking.sms.TwilioBackend"
+    if TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN and TWILIO_FROM_NUMBER
+    else "booking.sms.ConsoleBackend"
+)
 
 STRIPE_SECRET_KEY = env.str("STRIPE_SECRET_KEY", default="")
 STRIPE_PUBLISHABLE_KEY = env.str("STRIPE_PUBLISHABLE_KEY", default="")

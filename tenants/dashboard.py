@@ -9,6 +9,9 @@ not from Django's per-user permissions.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import wraps
 from typing import Any
 
 from django.conf import settings
@@ -16,7 +19,9 @@ from django.contrib import admin
 from django.contrib.auth.views import redirect_to_login
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
-from django.urls import reverse
+from django.template.response import SimpleTemplateResponse
+from django.urls import URLPattern, URLResolver, path, reverse
+from django.utils import timezone
 from django.utils.decorators import method_decorator
 from django.views.decorators.cache import never_cache
 
@@ -61,11 +66,59 @@ def dashboard_allows(request: HttpRequest, action: str) -> bool:
     return action in ROLE_PERMISSIONS.get(membership.role, frozenset())
 
 
+@dataclass(frozen=True)
+class DashboardView:
+    route: str
+    view: Callable[..., HttpResponse]
+    name: str
+    # When set, the dashboard's home page links to the view under this label.
+    label: str = ""
+
+
 class DashboardSite(admin.AdminSite):
     site_title = "Smart Scheduler"
     site_header = "Smart Scheduler"
     index_title = "Your business"
     index_template = "dashboard/index.html"
+
+    def __init__(self, name: str = "admin") -> None:
+        super().__init__(name)
+        self.extra_views: list[DashboardView] = []
+
+    def register_view(
+        self, route: str, view: Callable[..., HttpResponse], *, name: str, label: str = ""
+    ) -> None:
+        """Serve ``view`` at ``/dashboard/<route>`` behind the dashboard's membership check.
+
+        Apps call this from their admin module, which admin autodiscovery imports
+        before the URLs are built, so this module never imports them.
+        """
+        self.extra_views.append(DashboardView(route=route, view=view, name=name, label=label))
+
+    def get_urls(self) -> list[URLResolver | URLPattern]:
+        extra: list[URLResolver | URLPattern] = [
+            path(v.route, self.admin_view(v.view), name=v.name) for v in self.extra_views
+        ]
+        return extra + super().get_urls()
+
+    def admin_view(self, view: Any, cacheable: bool = False) -> Any:
+        inner = super().admin_view(view, cacheable)
+
+        @wraps(inner)
+        def in_business_zone(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+            tenant = request_tenant(request)
+            if tenant is None:
+                response: HttpResponse = inner(request, *args, **kwargs)
+                return response
+            # Owners read and type their own wall-clock times; the response is
+            # rendered here because templates convert datetimes when rendered.
+            with timezone.override(tenant.timezone):
+                response = inner(request, *args, **kwargs)
+                if isinstance(response, SimpleTemplateResponse) and not response.is_rendered:
+                    response.render()
+            return response
+
+        return in_business_zone
 
     def has_permission(self, request: HttpRequest) -> bool:
         return dashboard_membership(request) is not None
@@ -95,6 +148,9 @@ class DashboardSite(admin.AdminSite):
             context["tenant_choices"] = (
                 [m.tenant for m in memberships] if len(memberships) > 1 else []
             )
+            context["dashboard_links"] = [
+                (v.label, reverse(f"{self.name}:{v.name}")) for v in self.extra_views if v.label
+            ]
         # The admin log is shared by every business (object ids repeat across
         # tenant databases), so the dashboard does not show it.
         context["log_entries"] = []
