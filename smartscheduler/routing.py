@@ -1,5 +1,11 @@
-"""Websocket routes; the chat consumer arrives with the agent."""
+"""Websocket routes (TenantWebsocketMiddleware has resolved the business from the path)."""
 
 from typing import Any
 
-websocket_urlpatterns: list[Any] = []
+from django.urls import re_path
+
+from agent.consumers import ChatConsumer
+
+websocket_urlpatterns: list[Any] = [
+    re_path(r"^ws/chat/(?P<slug>[^/]+)/?$", ChatConsumer.as_asgi()),
+]

@@ -11,4 +11,5 @@ urlpatterns = [
     path("dashboard/", dashboard_site.urls),
     path("", include("tenants.urls")),
     path("", include("booking.urls")),
+    path("", include("agent.urls")),
 ]
