@@ -78,6 +78,7 @@ INSTALLED_APPS = [
     "channels",
     "django_tasks",
     "django_tasks_db",
+    "djstripe",
     "smartscheduler",
     "tenants",
     "billing",
@@ -149,6 +150,8 @@ _control_db = env.db_url(
 )
 if _control_db["ENGINE"] == "django.db.backends.sqlite3":
     _control_db.setdefault("OPTIONS", {}).update(sqlite_options("WAL"))
+    # SQLite creates the file but not its folder: a fresh checkout has no var/.
+    Path(_control_db["NAME"]).parent.mkdir(parents=True, exist_ok=True)
 _control_db["ATOMIC_REQUESTS"] = False
 _control_db["CONN_MAX_AGE"] = envint("CONN_MAX_AGE", 0)
 DATABASES = {"default": _control_db}
@@ -292,6 +295,19 @@ STRIPE_API_BASE = env.str("STRIPE_API_BASE", default="")
 STRIPE_PRICE_STARTER = env.str("STRIPE_PRICE_STARTER", default="")
 STRIPE_PRICE_STANDARD = env.str("STRIPE_PRICE_STANDARD", default="")
 STRIPE_PRICE_PREMIUM = env.str("STRIPE_PRICE_PREMIUM", default="")
+# Billing: Stripe when a secret key is set, otherwise plans are set by hand in /admin/.
+# The API version is pinned so webhook payloads and API reads have one shape.
+STRIPE_API_VERSION = env.str("STRIPE_API_VERSION", default="2026-05-27.dahlia")
+STRIPE_LIVE_MODE = STRIPE_SECRET_KEY.startswith("sk_live_")
+DJSTRIPE_FOREIGN_KEY_TO_FIELD = "id"
+DJSTRIPE_WEBHOOK_VALIDATION = "verify_signature"
+# Past-due subscriptions keep booking this many days, then public booking pauses.
+BILLING_PAST_DUE_GRACE_DAYS = envint("BILLING_PAST_DUE_GRACE_DAYS", 7)
+# Local subscription state older than this is re-read from Stripe when entitlements are checked.
+BILLING_SYNC_MAX_AGE_SECONDS = envint("BILLING_SYNC_MAX_AGE_SECONDS", 6 * 3600)
+# A failed or skipped re-read is not retried for this long (per business).
+BILLING_SYNC_RETRY_SECONDS = envint("BILLING_SYNC_RETRY_SECONDS", 300)
+BILLING_STRIPE_TIMEOUT_SECONDS = env.float("BILLING_STRIPE_TIMEOUT_SECONDS", default=5.0)
 
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
 LOGGING = {
