@@ -40,7 +40,12 @@ from tenants.db import (
     template_db_path,
     tenant_db_path,
 )
-from tenants.provisioning import ensure_template, pending_migrations, reset_template_cache
+from tenants.provisioning import (
+    ensure_template,
+    pending_migrations,
+    reset_template_cache,
+    tenant_migration_targets,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -117,7 +122,7 @@ def migrate_tenant_database(alias: str) -> int:
     connection = connections[alias]
     try:
         executor = MigrationExecutor(connection)
-        targets = executor.loader.graph.leaf_nodes()
+        targets = tenant_migration_targets(executor)
         plan = executor.migration_plan(targets)
         if not plan:
             return 0
