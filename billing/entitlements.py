@@ -6,7 +6,10 @@ callers pass the month's usage in (dependencies point one way: billing <- bookin
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from billing.plans import PlanSpec, plan_for
+from billing.reconcile import billing_state
 from tenants.models import Tenant
 
 
@@ -37,7 +40,10 @@ class BookingPaused(EntitlementError):
     code = "booking_paused"
 
     def __init__(self, tenant: Tenant) -> None:
-        super().__init__(f"{tenant.name} is not taking bookings online at the moment.")
+        super().__init__(
+            f"{tenant.name} is not taking bookings online at the moment. "
+            "Please contact the business directly; we are sorry for the inconvenience."
+        )
 
 
 def plan_of(tenant: Tenant) -> PlanSpec:
@@ -57,14 +63,21 @@ def appointment_limit(tenant: Tenant) -> int | None:
     return plan_of(tenant).appointment_limit
 
 
-def ensure_can_book(tenant: Tenant, *, booked_this_month: int) -> None:
+def ensure_can_book(
+    tenant: Tenant, *, booked_this_month: int, now: datetime | None = None
+) -> None:
     """Raise unless one more appointment this month is allowed.
 
     ``booked_this_month`` counts appointments created this calendar month (in
     the business's zone) that are not cancelled; the booking engine computes it
     inside its write transaction so the count cannot race.
+
+    Public booking pauses when the subscription is past due beyond the grace
+    period, unpaid, or cancelled and past the end of its paid period.
     """
     if not tenant.is_active:
+        raise BookingPaused(tenant)
+    if billing_state(tenant, now=now).bookings_paused:
         raise BookingPaused(tenant)
     limit = appointment_limit(tenant)
     if limit is not None and booked_this_month >= limit:

@@ -37,6 +37,7 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
+from booking import billing_views  # noqa: F401  (registers the plan page)
 from booking.dashboard_views import (
     AppointmentBookForm,
     AppointmentRescheduleForm,

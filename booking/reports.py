@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from billing.entitlements import plan_of
+from billing.reconcile import subscription_status as billing_subscription_status
 from booking.selectors import (
     appointments_all,
     appointments_count_this_month,
@@ -24,8 +25,8 @@ def tenant_report() -> dict[str, Any]:
     plan = plan_of(tenant)
     profile = profile_get()
     tz = business_zone(profile)
-    # Billing keeps no subscription record yet: plans are set by hand in the admin.
-    subscription_status = getattr(tenant, "subscription_status", None) or "manual"
+    # Stripe's status of the business's subscription, or "manual" without one.
+    subscription_status = billing_subscription_status(tenant)
     return {
         "slug": tenant.slug,
         "plan": plan.code,

@@ -21,3 +21,7 @@ from smartscheduler.settings import PASSWORD_HASHERS as _HASHERS
 # need a custom hasher; Argon2's defaults cost ~50 ms, acceptable for the suite.
 PASSWORD_HASHERS = _HASHERS
 SESSION_COOKIE_SECURE = True
+
+# dj-stripe's long migration history costs every test process minutes of
+# migration-state rendering; its tables are created straight from its models.
+MIGRATION_MODULES = {"djstripe": None}

@@ -10,6 +10,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("dashboard/", dashboard_site.urls),
     path("", include("tenants.urls")),
+    path("", include("billing.urls")),
     path("", include("booking.urls")),
     path("", include("agent.urls")),
 ]
