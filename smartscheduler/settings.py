@@ -88,6 +88,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "smartscheduler.health.HealthCheckMiddleware",  # before the host check: probes use IPs
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -271,6 +272,8 @@ OPENAI_MODEL = env.str("OPENAI_MODEL", default="gpt-4o")
 # runs out; the phone flow passes a shorter one), retries, tool rounds, input size,
 # how much history the LLM sees, and chat messages allowed per minute.
 AGENT_TURN_TIMEOUT_SECONDS = env.float("AGENT_TURN_TIMEOUT_SECONDS", default=8.0)
+# A phone turn's budget: Twilio hangs up on a webhook after 15 s.
+VOICE_TURN_TIMEOUT_SECONDS = env.float("VOICE_TURN_TIMEOUT_SECONDS", default=4.0)
 AGENT_OPENAI_MAX_RETRIES = envint("AGENT_OPENAI_MAX_RETRIES", 0)
 AGENT_MAX_TOOL_ROUNDS = envint("AGENT_MAX_TOOL_ROUNDS", 5)
 AGENT_MAX_MESSAGE_CHARS = envint("AGENT_MAX_MESSAGE_CHARS", 1000)
