@@ -13,4 +13,5 @@ urlpatterns = [
     path("", include("billing.urls")),
     path("", include("booking.urls")),
     path("", include("agent.urls")),
+    path("", include("voice.urls")),
 ]

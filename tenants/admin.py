@@ -24,9 +24,9 @@ class MembershipInline(admin.TabularInline):
 class TenantAdmin(admin.ModelAdmin):
     list_display = ["name", "slug", "plan", "status", "created_at"]
     list_filter = ["status", "plan", "created_at"]
-    search_fields = ["name", "slug", "memberships__user__email"]
+    search_fields = ["name", "slug", "phone_number", "memberships__user__email"]
     readonly_fields = ["id", "created_at"]
-    fields = ["id", "name", "slug", "timezone", "plan", "status", "created_at"]
+    fields = ["id", "name", "slug", "timezone", "plan", "status", "phone_number", "created_at"]
     ordering = ["name"]
     date_hierarchy = "created_at"
     inlines = [MembershipInline]

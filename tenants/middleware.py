@@ -18,7 +18,11 @@ from tenants.models import Tenant
 from tenants.selectors import dashboard_tenant_for, tenant_by_slug
 
 # Public routes carry the business's slug; the dashboard uses the membership.
-PUBLIC_PATH = re.compile(r"^/(?:b|api/b|voice)/(?P<slug>[^/]+)(?:/|$)")
+# /voice/incoming, /voice/status and /voice/sms carry none: the voice app finds
+# the business by the called number.
+PUBLIC_PATH = re.compile(
+    r"^/(?:b|api/b|voice(?!/(?:incoming|status|sms)/?$))/(?P<slug>[^/]+)(?:/|$)"
+)
 WEBSOCKET_PATH = re.compile(r"^/ws/chat/(?P<slug>[^/]+)/?$")
 DASHBOARD_PREFIX = "/dashboard/"
 SESSION_TENANT_KEY = "active_tenant_id"

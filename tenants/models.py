@@ -14,6 +14,8 @@ RESERVED_SLUGS = frozenset(
         "admin", "api", "app", "b", "billing", "dashboard", "demo", "help", "login",
         "logout", "media", "signup", "static", "stripe", "support", "voice", "widget",
         "ws", "www", "healthz", "readyz", "about", "account", "accounts", "smartscheduler",
+        # /voice/<name> webhooks that find the business by the called number.
+        "incoming", "status", "sms", "turn",
     }
 )
 
@@ -29,6 +31,11 @@ def validate_slug_not_reserved(value: str) -> None:
         raise ValidationError(
             "%(slug)s is reserved; please choose another.", params={"slug": value}
         )
+
+
+phone_e164 = RegexValidator(
+    r"^\+[1-9][0-9]{6,14}$", "Use the international format, e.g. +12125550100."
+)
 
 
 def validate_timezone(value: str) -> None:
@@ -59,6 +66,12 @@ class Tenant(models.Model):
     timezone = models.CharField(max_length=64, validators=[validate_timezone])
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
     plan = models.CharField(max_length=16, choices=Plan.choices, default=Plan.STARTER)
+    # The business's Twilio number: calls and texts to it reach this business
+    # (``/voice/incoming`` finds the business by the called number).
+    phone_number = models.CharField(
+        max_length=16, unique=True, null=True, blank=True, validators=[phone_e164],
+        help_text="E.164 Twilio number, e.g. +12125550100",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
