@@ -5,7 +5,9 @@ from __future__ import annotations
 import subprocess
 import sys
 
-BENCHMARKS = ("bench.request_overhead", "bench.provisioning", "bench.migrate_tenants")
+BENCHMARKS = ("bench.request_overhead", "bench.provisioning", "bench.migrate_tenants",
+              "bench.availability", "bench.booking_cost", "bench.booking_http",
+              "bench.chat_load")
 
 
 def main() -> None:
