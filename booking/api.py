@@ -102,7 +102,9 @@ def _not_found(request: HttpRequest, exc: Http404) -> HttpResponse:
 @api.exception_handler(OperationalError)
 def _database_busy(request: HttpRequest, exc: OperationalError) -> HttpResponse:
     # SQLite's write lock waited out its timeout: nothing was written, retrying is safe.
-    logger.warning("database busy answering %s", request.path)
+    # The driver's message (no personal data) tells a lock timeout from, say, a
+    # missing table, which would otherwise look the same from outside.
+    logger.warning("database error answering %s: %s", request.path, exc)
     response = _error(request, 503, "busy", "We are very busy right now; please try again.")
     response["Retry-After"] = "1"
     return response
