@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import uuid
 
+from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
@@ -41,7 +42,9 @@ def signup(request: HttpRequest) -> HttpResponse:
                     timezone=data["timezone"],
                     owner_email=data["email"],
                     owner_password=data["password"],
-                    plan=data["plan"],
+                    # A paid plan starts only once it is paid for (Stripe checkout)
+                    # or set by platform staff (manual billing): never from a form.
+                    plan=Plan.STARTER,
                 )
             except ValidationError as exc:
                 form.add_service_error(exc)
@@ -57,6 +60,13 @@ def signup(request: HttpRequest) -> HttpResponse:
                 owner = User.objects.get(username=data["email"])
                 login(request, owner)
                 request.session[SESSION_TENANT_KEY] = str(tenant.pk)
+                if data["plan"] != Plan.STARTER:
+                    messages.info(
+                        request,
+                        f"Your business starts on Starter. Choose {Plan(data['plan']).label} "
+                        "here to upgrade.",
+                    )
+                    return redirect("dashboard:billing_plan")
                 return redirect("dashboard:index")
     else:
         plan = request.GET.get("plan")

@@ -23,7 +23,11 @@ def test_new_owner_signs_up_and_lands_in_their_dashboard(page: Any) -> None:
     page.get_by_label("Password").fill("tide-Pool-Lantern-58")
     page.get_by_role("button", name="Create my business").click()
 
-    expect(page).to_have_url("/dashboard/")
+    # The form grants no paid plan: the owner lands on the plan page to upgrade.
+    expect(page).to_have_url("/dashboard/billing/")
+    expect(page.locator("#site-name")).to_contain_text("Harbor View Dental")
+    expect(page.get_by_text("Your business starts on Starter")).to_be_visible()
+    page.goto("/dashboard/")
     expect(page.locator("#site-name")).to_contain_text("Harbor View Dental")
     expect(page.locator("#business-summary")).to_contain_text("/b/harbor-view-dental/")
 

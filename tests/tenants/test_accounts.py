@@ -54,11 +54,12 @@ def test_signup_creates_owner_business_membership_and_database(client: Client) -
     response = client.post("/signup/", signup_data())
 
     assert response.status_code == 302
-    assert response["Location"] == "/dashboard/"
     tenant = Tenant.objects.get(slug="bright-smile")
     assert tenant.name == "Bright Smile Dental"
     assert tenant.timezone == "America/New_York"
-    assert tenant.plan == "standard"
+    # The chosen paid plan is not granted by the form: the owner is sent to pay for it.
+    assert tenant.plan == "starter"
+    assert response["Location"] == "/dashboard/billing/"
     owner = User.objects.get(username="owner@bright-smile.example")
     assert owner.email == "owner@bright-smile.example"
     assert not owner.is_staff and not owner.is_superuser
@@ -87,6 +88,14 @@ def test_signup_with_empty_slug_takes_a_free_one_from_the_name(
     response = client.post("/signup/", signup_data(slug=""))
     assert response.status_code == 302
     assert Tenant.objects.filter(slug="bright-smile-dental-2", name="Bright Smile Dental").exists()
+
+
+def test_signup_on_starter_lands_in_the_dashboard(client: Client) -> None:
+    response = client.post("/signup/", signup_data(plan="starter", slug="plain-start"))
+
+    assert response.status_code == 302
+    assert response["Location"] == "/dashboard/"
+    assert Tenant.objects.get(slug="plain-start").plan == "starter"
 
 
 def test_signup_form_preselects_the_plan_from_the_product_page(client: Client) -> None:
