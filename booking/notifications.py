@@ -2,7 +2,9 @@
 
 Two halves. Scheduling (``notification_schedule`` and the per-event helpers)
 writes a ``Notification`` row per message and channel, and enqueues a task to
-deliver it at its time once the tenant transaction commits. Delivery
+deliver it at its time once the tenant transaction commits; the booking
+services record a change's messages inside the transaction that writes the
+appointment (``appointment_change_record``), so both commit or neither. Delivery
 (``notification_deliver``, run by the task) re-reads everything, skips a
 message that no longer fits (a reminder for an appointment that was cancelled
 or moved), claims the row, sends by email (Django's mail API, with an .ics
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.utils import formataddr, make_msgid, parseaddr
 from urllib.parse import urlsplit
@@ -57,22 +60,100 @@ def recipients_of(customer: Customer) -> list[tuple[str, str]]:
     return pairs
 
 
-def _enqueue_delivery(notification: Notification) -> None:
+def _enqueue_deliveries(notifications: list[Notification]) -> None:
+    """Enqueue a delivery task per row once the tenant transaction commits.
+
+    The rows are part of the caller's transaction; the queue is not, so a task
+    enqueued before commit could run against a row that never committed.
+    """
+    if not notifications:
+        return
     # Imported here: the task module imports this one to run deliveries.
     from booking.tasks import send_notification
 
-    tenant_id, notification_id = str(current_tenant().pk), notification.pk
-    run_after = notification.scheduled_for
+    tenant_id = str(current_tenant().pk)
+    jobs = [(notification.pk, notification.scheduled_for) for notification in notifications]
 
     def enqueue() -> None:
-        # The row is committed either way; a queue outage must not undo the
-        # caller's booking, so it is logged for the operator instead.
-        try:
-            send_notification.using(run_after=run_after).enqueue(tenant_id, notification_id)
-        except Exception:
-            logger.exception("could not enqueue delivery of notification %s", notification_id)
+        # The rows are committed either way and stay scheduled; a queue outage
+        # must not undo the caller's booking, so it is logged for the operator.
+        for notification_id, run_after in jobs:
+            try:
+                send_notification.using(run_after=run_after).enqueue(tenant_id, notification_id)
+            except Exception:
+                logger.exception("could not enqueue delivery of notification %s",
+                                 notification_id)
 
     on_tenant_commit(enqueue)
+
+
+def _enqueue_delivery(notification: Notification) -> None:
+    _enqueue_deliveries([notification])
+
+
+@dataclass(frozen=True)
+class _Message:
+    """One message to record: the fields of a new Notification row."""
+
+    kind: str
+    channel: str
+    recipient: str
+    dedupe_key: str
+    scheduled_for: datetime
+    appointment: Appointment | None = None
+    waitlist_entry: WaitlistEntry | None = None
+    for_start: datetime | None = None
+
+
+def _schedule_many(messages: list[_Message]) -> list[Notification]:
+    """Record messages (one row each, bulk-inserted) and enqueue their deliveries after commit.
+
+    A message whose ``dedupe_key`` already has a row keeps that row and sends
+    nothing more, unless the row was skipped: then it is due again.
+    """
+    if not messages:
+        return []
+    for message in messages:
+        if message.kind not in Kind.values or message.channel not in Channel.values:
+            raise ValueError(
+                f"unknown notification kind/channel {message.kind!r}/{message.channel!r}"
+            )
+    with tenant_atomic():
+        existing = Notification.objects.in_bulk(
+            [message.dedupe_key for message in messages], field_name="dedupe_key"
+        )
+        result: dict[str, Notification] = {}
+        new: list[Notification] = []
+        due: list[Notification] = []
+        for message in messages:
+            if message.dedupe_key in result:
+                continue
+            notification = existing.get(message.dedupe_key)
+            if notification is None:
+                notification = Notification(
+                    kind=message.kind, channel=message.channel, recipient=message.recipient,
+                    dedupe_key=message.dedupe_key, scheduled_for=message.scheduled_for,
+                    appointment=message.appointment, waitlist_entry=message.waitlist_entry,
+                    for_start=message.for_start,
+                )
+                new.append(notification)
+            elif notification.status == Status.SKIPPED:
+                notification.status = Status.SCHEDULED
+                notification.recipient = message.recipient
+                notification.scheduled_for = message.scheduled_for
+                notification.for_start = message.for_start
+                notification.attempts = 0
+                notification.last_error = ""
+                notification.save(update_fields=[
+                    "status", "recipient", "scheduled_for", "for_start", "attempts",
+                    "last_error",
+                ])
+                due.append(notification)
+            result[message.dedupe_key] = notification
+        if new:
+            Notification.objects.bulk_create(new)
+        _enqueue_deliveries(new + due)
+    return [result[message.dedupe_key] for message in messages]
 
 
 def notification_schedule(
@@ -94,68 +175,62 @@ def notification_schedule(
     skipped (a reminder for a start the appointment has moved back to is due
     again).
     """
-    if kind not in Kind.values or channel not in Channel.values:
-        raise ValueError(f"unknown notification kind/channel {kind!r}/{channel!r}")
     when = scheduled_for or now or timezone.now()
-    with tenant_atomic():
-        notification = Notification.objects.filter(dedupe_key=dedupe_key).first()
-        if notification is not None and notification.status != Status.SKIPPED:
-            return notification
-        if notification is None:
-            notification = Notification.objects.create(
-                kind=kind, channel=channel, recipient=recipient, dedupe_key=dedupe_key,
-                scheduled_for=when, appointment=appointment, waitlist_entry=waitlist_entry,
-                for_start=for_start,
-            )
-        else:
-            notification.status = Status.SCHEDULED
-            notification.recipient = recipient
-            notification.scheduled_for = when
-            notification.for_start = for_start
-            notification.attempts = 0
-            notification.last_error = ""
-            notification.save(update_fields=[
-                "status", "recipient", "scheduled_for", "for_start", "attempts", "last_error",
-            ])
-        _enqueue_delivery(notification)
-    return notification
+    return _schedule_many([_Message(
+        kind=kind, channel=channel, recipient=recipient, dedupe_key=dedupe_key,
+        scheduled_for=when, appointment=appointment, waitlist_entry=waitlist_entry,
+        for_start=for_start,
+    )])[0]
 
 
 def _stamp(moment: datetime) -> int:
     return int(moment.timestamp())
 
 
+def _customer_messages(
+    appointment: Appointment, *, kind: str, key: str, now: datetime,
+    scheduled_for: datetime | None = None, waitlist_entry: WaitlistEntry | None = None,
+) -> list[_Message]:
+    return [
+        _Message(
+            kind=kind, channel=channel, recipient=address,
+            dedupe_key=f"{key}:{channel}", scheduled_for=scheduled_for or now,
+            appointment=appointment, waitlist_entry=waitlist_entry,
+            for_start=appointment.start,
+        )
+        for channel, address in recipients_of(appointment.customer)
+    ]
+
+
 def _notify_customer(
     appointment: Appointment, *, kind: str, key: str, now: datetime,
     scheduled_for: datetime | None = None, waitlist_entry: WaitlistEntry | None = None,
 ) -> list[Notification]:
-    return [
-        notification_schedule(
-            kind=kind, channel=channel, recipient=address,
-            dedupe_key=f"{key}:{channel}", scheduled_for=scheduled_for or now,
-            appointment=appointment, waitlist_entry=waitlist_entry,
-            for_start=appointment.start, now=now,
+    return _schedule_many(_customer_messages(
+        appointment, kind=kind, key=key, now=now, scheduled_for=scheduled_for,
+        waitlist_entry=waitlist_entry,
+    ))
+
+
+def _reminder_messages(appointment: Appointment, *, now: datetime) -> list[_Message]:
+    offsets = profile_get().reminder_offsets_minutes or []
+    messages: list[_Message] = []
+    for offset in sorted({o for o in offsets if isinstance(o, int) and o > 0}, reverse=True):
+        when = appointment.start - timedelta(minutes=offset)
+        if when <= now:
+            continue
+        messages += _customer_messages(
+            appointment, kind=Kind.REMINDER, now=now, scheduled_for=when,
+            key=f"reminder:{appointment.pk}:{_stamp(appointment.start)}:{offset}",
         )
-        for channel, address in recipients_of(appointment.customer)
-    ]
+    return messages
 
 
 def reminders_schedule(
     *, appointment: Appointment, now: datetime | None = None
 ) -> list[Notification]:
     """Reminders at the business's offsets before the start; only those still in the future."""
-    now = now or timezone.now()
-    offsets = profile_get().reminder_offsets_minutes or []
-    scheduled: list[Notification] = []
-    for offset in sorted({o for o in offsets if isinstance(o, int) and o > 0}, reverse=True):
-        when = appointment.start - timedelta(minutes=offset)
-        if when <= now:
-            continue
-        scheduled += _notify_customer(
-            appointment, kind=Kind.REMINDER, now=now, scheduled_for=when,
-            key=f"reminder:{appointment.pk}:{_stamp(appointment.start)}:{offset}",
-        )
-    return scheduled
+    return _schedule_many(_reminder_messages(appointment, now=now or timezone.now()))
 
 
 def reminders_skip(*, appointment: Appointment, reason: str, keep_start: datetime | None = None
@@ -172,14 +247,19 @@ def reminders_skip(*, appointment: Appointment, reason: str, keep_start: datetim
     return pending.update(status=Status.SKIPPED, last_error=reason[:200])
 
 
-def appointment_notify(
+def appointment_change_record(
     *,
-    appointment_id: int,
+    appointment: Appointment,
     change: str,
     previous_start: datetime | None = None,
     now: datetime | None = None,
 ) -> list[Notification]:
-    """Schedule the messages one change of an appointment calls for.
+    """Record the messages one change of an appointment calls for, in the caller's transaction.
+
+    The booking services call this inside the transaction that writes the
+    appointment, so the rows commit (or roll back) with it; deliveries are
+    enqueued only after commit. ``appointment`` must be the row as just
+    written, with its customer loaded.
 
     ``change`` is a ``booking.signals`` kind: booked (confirmation, unless the
     waitlist books it and says so itself, plus reminders), cancelled (notice,
@@ -188,25 +268,19 @@ def appointment_notify(
     dropped). Other kinds send nothing.
     """
     now = now or timezone.now()
-    appointment = (
-        Appointment.objects.select_related("customer", "service", "staff")
-        .filter(pk=appointment_id).first()
-    )
-    if appointment is None:
-        return []
-    scheduled: list[Notification] = []
+    messages: list[_Message] = []
     with tenant_atomic():
         if change == signals.BOOKED and appointment.status == Appointment.Status.BOOKED:
             if appointment.channel != Appointment.Channel.WAITLIST:
-                scheduled += _notify_customer(
+                messages += _customer_messages(
                     appointment, kind=Kind.CONFIRMATION, now=now,
                     key=f"confirmation:{appointment.pk}",
                 )
-            scheduled += reminders_schedule(appointment=appointment, now=now)
+            messages += _reminder_messages(appointment, now=now)
         elif change == signals.CANCELLED:
             reminders_skip(appointment=appointment, reason="appointment cancelled")
             if appointment.start > now:
-                scheduled += _notify_customer(
+                messages += _customer_messages(
                     appointment, kind=Kind.CANCELLATION, now=now,
                     key=f"cancellation:{appointment.pk}",
                 )
@@ -215,14 +289,14 @@ def appointment_notify(
                            keep_start=appointment.start)
             if appointment.status == Appointment.Status.BOOKED and appointment.start > now:
                 moved_from = _stamp(previous_start) if previous_start else 0
-                scheduled += _notify_customer(
+                messages += _customer_messages(
                     appointment, kind=Kind.RESCHEDULE, now=now,
                     key=f"reschedule:{appointment.pk}:{moved_from}:{_stamp(appointment.start)}",
                 )
-                scheduled += reminders_schedule(appointment=appointment, now=now)
+                messages += _reminder_messages(appointment, now=now)
         elif change == signals.NO_SHOW:
             reminders_skip(appointment=appointment, reason="marked no-show")
-    return scheduled
+        return _schedule_many(messages)
 
 
 def waitlist_offer_notify(*, entry: WaitlistEntry, now: datetime | None = None

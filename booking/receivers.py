@@ -1,9 +1,12 @@
-"""What follows a change of an appointment: messages to the customer and the waitlist.
+"""What follows a change of an appointment once it committed: the waitlist.
 
 Connected to ``booking.signals.appointment_changed`` in ``BookingConfig.ready``.
-The signal arrives after the booking transaction committed; the receiver
-writes the Notification rows (a short tenant transaction) and leaves the slow
-parts, sending and waitlist promotion, to tasks.
+The customer's messages are not written here: ``booking.services`` records
+them in the booking's own transaction (``booking.notifications``), so they
+cannot be lost to a second write failing after commit. The signal arrives
+after that commit; a change that frees a slot enqueues a task to offer it to
+the waitlist. That is a read and an enqueue, no tenant write; a failure is logged
+(here or by the sender), never silent.
 """
 
 from __future__ import annotations
@@ -42,20 +45,16 @@ def on_appointment_changed(
     previous_staff_id: int | None = None,
     **kwargs: Any,
 ) -> None:
+    if kind not in FREES_SLOT:
+        return
     tenant = _tenant(tenant_id)
     if tenant is None:
         return
     with tenant_context(tenant):
-        from booking.notifications import appointment_notify
-
-        appointment_notify(
-            appointment_id=appointment_id, change=kind, previous_start=previous_start
+        _promote_freed_slot(
+            tenant, kind=kind, appointment_id=appointment_id,
+            previous_start=previous_start, previous_staff_id=previous_staff_id,
         )
-        if kind in FREES_SLOT:
-            _promote_freed_slot(
-                tenant, kind=kind, appointment_id=appointment_id,
-                previous_start=previous_start, previous_staff_id=previous_staff_id,
-            )
 
 
 def _promote_freed_slot(
@@ -90,6 +89,8 @@ def _promote_freed_slot(
             appointment.customer_id)
 
     def enqueue() -> None:
+        # The booking change is committed; the freed slot is only lost to the
+        # waitlist, so the operator must hear of it.
         try:
             promote_waitlist.enqueue(*args)
         except Exception:

@@ -5,8 +5,10 @@ waitlist all book, cancel and move appointments through these functions. Each
 write validates its inputs first, then runs one short durable transaction on
 the tenant's database (on SQLite BEGIN IMMEDIATE: the write lock is held from
 the first statement, so the availability re-check and the insert cannot
-interleave with another booking), and announces the change only after commit
-through ``booking.signals.appointment_changed``.
+interleave with another booking). The customer's messages for the change
+(confirmation, reminders, notices) are recorded in that same transaction, so a
+committed booking never lacks them; their delivery tasks and the
+``booking.signals.appointment_changed`` announcement follow only after commit.
 
 Never call these while holding a transaction open across network calls: they
 are durable and refuse to nest.
@@ -27,7 +29,7 @@ from django.db import IntegrityError
 from django.utils import timezone
 
 from billing.entitlements import appointment_limit, ensure_can_book
-from booking import availability, signals
+from booking import availability, notifications, signals
 from booking.availability import Slot, Unavailable
 from booking.errors import (
     AppointmentNotFound,
@@ -377,6 +379,9 @@ def appointment_book(
                 request_fingerprint=fingerprint if idempotency_key else "",
                 notes=notes,
             )
+            notifications.appointment_change_record(
+                appointment=appointment, change=signals.BOOKED
+            )
             _announce(signals.BOOKED, appointment)
     except IntegrityError:
         # Only reachable where the lock above is weaker than SQLite's (two
@@ -416,6 +421,7 @@ def appointment_cancel(
         current.status = Appointment.Status.CANCELLED
         current.cancelled_at = frozen_now
         current.save(update_fields=["status", "cancelled_at"])
+        notifications.appointment_change_record(appointment=current, change=signals.CANCELLED)
         _announce(signals.CANCELLED, current)
     logger.info("cancelled appointment %s", current.pk)
     appointment.refresh_from_db()
@@ -469,6 +475,9 @@ def appointment_reschedule(
         current.block_start, current.block_end = _block(service, slot)
         current.staff_id = slot.staff_id
         current.save(update_fields=["start", "end", "block_start", "block_end", "staff"])
+        notifications.appointment_change_record(
+            appointment=current, change=signals.RESCHEDULED, previous_start=previous_start
+        )
         _announce(signals.RESCHEDULED, current, previous_start=previous_start,
                   previous_staff_id=previous_staff_id)
     logger.info("rescheduled appointment %s", current.pk)
@@ -492,6 +501,7 @@ def _set_outcome(
             raise InvalidState("This appointment has not started yet.")
         current.status = status
         current.save(update_fields=["status"])
+        notifications.appointment_change_record(appointment=current, change=kind)
         _announce(kind, current)
     appointment.refresh_from_db()
     return current

@@ -13,19 +13,24 @@ import json
 import logging
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
+from unittest import mock
 from urllib.parse import parse_qs
 
+import django_tasks.base
 import icalendar
 import pytest
 import time_machine
 from django.core.management import call_command
+from django.db import OperationalError
+from django.db.models import Model, QuerySet
 from django.test import override_settings
 
-from booking import ics, sms
+from booking import ics, services, signals, sms
 from booking.models import Appointment, BusinessProfile, Notification
 from booking.selectors import profile_get
 from booking.services import (
@@ -204,6 +209,112 @@ def test_confirmation_is_skipped_when_cancelled_before_it_went_out(
     assert set(confirmations.values_list("status", "last_error")) == {
         ("skipped", "appointment cancelled")}
     assert Notification.objects.filter(kind="cancellation", status="sent").count() == 2
+
+
+# --- rows are written with the appointment, in its transaction ----------------------------
+
+
+@contextmanager
+def database_locked_after_commit() -> Iterator[None]:
+    """Every write made by what runs after the booking commits fails as SQLite does when busy.
+
+    That is the load that used to lose messages: a second write transaction
+    after the booking's own timed out on the lock.
+    """
+    real_on_commit = services.on_tenant_commit
+    locked = OperationalError("database is locked")
+
+    def run_locked(func: Callable[[], object]) -> None:
+        with mock.patch.object(Model, "save_base", autospec=True, side_effect=locked), \
+                mock.patch.object(QuerySet, "bulk_create", autospec=True, side_effect=locked), \
+                mock.patch.object(QuerySet, "update", autospec=True, side_effect=locked):
+            func()
+
+    def register(func: Callable[[], object]) -> None:
+        real_on_commit(lambda: run_locked(func))
+
+    with mock.patch.object(services, "on_tenant_commit", autospec=True, side_effect=register):
+        yield
+
+
+def test_messages_survive_a_locked_database_after_the_booking_commits(
+    shop: Shop, texts: list[sms.SmsMessage]
+) -> None:
+    with database_locked_after_commit():
+        appointment = book(shop, "Cleaning", local(*TUESDAY, 9))
+
+    rows = Notification.objects.filter(appointment=appointment)
+    assert sorted(rows.values_list("kind", "status")) == sorted(
+        [("confirmation", "scheduled")] * 2 + [("reminder", "scheduled")] * 4
+    )
+    run_worker()
+    assert len(sms_to(texts, ADA_PHONE)) == 1
+    assert rows.filter(kind="confirmation", status="sent").count() == 2
+
+
+def test_rows_commit_with_the_booking_even_when_enqueueing_fails(
+    shop: Shop, texts: list[sms.SmsMessage], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.ERROR, logger="booking.notifications")
+    with mock.patch.object(
+        django_tasks.base.Task, "enqueue", autospec=True, side_effect=ConnectionError("queue down")
+    ) as enqueue:
+        appointment = book(shop, "Cleaning", local(*TUESDAY, 9))
+
+    rows = Notification.objects.filter(appointment=appointment)
+    # Confirmation plus the 24-hour and 2-hour reminders, each by email and SMS.
+    assert sorted(rows.values_list("kind", "channel", "status")) == sorted(
+        [(kind, channel, "scheduled") for kind in ("confirmation", "reminder", "reminder")
+         for channel in ("email", "sms")]
+    )
+    # Every delivery was attempted after commit, and each failure logged without the recipient.
+    assert enqueue.call_count == 6
+    failures = [r for r in caplog.records if "could not enqueue delivery" in r.getMessage()]
+    assert len(failures) == 6
+    assert ADA_PHONE not in caplog.text and ADA_EMAIL not in caplog.text
+    assert texts == []
+
+
+def test_rows_exist_before_any_listener_hears_of_the_booking(shop: Shop) -> None:
+    seen: list[list[str]] = []
+
+    def listener(sender: object, *, appointment_id: int, **kwargs: Any) -> None:
+        seen.append(sorted(Notification.objects.filter(appointment_id=appointment_id)
+                           .values_list("kind", flat=True)))
+
+    signals.appointment_changed.connect(listener, weak=False)
+    try:
+        book(shop, "Checkup", local(*TUESDAY, 10))
+    finally:
+        signals.appointment_changed.disconnect(listener)
+    assert seen == [["confirmation"] * 2 + ["reminder"] * 4]
+
+
+def test_a_booking_that_rolls_back_leaves_no_notification_rows(shop: Shop) -> None:
+    # The last step inside the transaction fails, after the rows were written.
+    failing_announce = mock.patch.object(
+        services, "_announce", autospec=True, side_effect=RuntimeError("boom")
+    )
+    with failing_announce, pytest.raises(RuntimeError):
+        book(shop, "Cleaning", local(*TUESDAY, 9))
+    assert not Appointment.objects.exists()
+    assert not Notification.objects.exists()
+
+
+def test_a_cancellation_that_rolls_back_keeps_the_reminders_and_sends_nothing(
+    shop: Shop,
+) -> None:
+    appointment = book(shop, "Cleaning", local(*TUESDAY, 9))
+    before = set(Notification.objects.values_list("pk", "kind", "status"))
+    failing_announce = mock.patch.object(
+        services, "_announce", autospec=True, side_effect=RuntimeError("boom")
+    )
+    with failing_announce, pytest.raises(RuntimeError):
+        appointment_cancel(appointment=appointment, by_customer=False)
+    appointment.refresh_from_db()
+    assert appointment.status == Appointment.Status.BOOKED
+    assert set(Notification.objects.values_list("pk", "kind", "status")) == before
+    assert not Notification.objects.filter(kind="cancellation").exists()
 
 
 # --- the send log: never twice, retries, no personal data in logs -------------------------
