@@ -172,7 +172,6 @@ def setup_document(data: dict[str, Any]) -> dict[str, Any]:
 def seed(data: dict[str, Any]) -> tuple[Any, int, dict[int, int]]:
     """Provision the tenant, import its setup, book every appointment; returns
     (tenant, service id, staff id -> index)."""
-    from booking import receivers, signals
     from booking.config import config_import
     from booking.models import Appointment, Service, StaffMember
     from booking.services import appointment_book, customer_upsert
@@ -182,28 +181,21 @@ def seed(data: dict[str, Any]) -> tuple[Any, int, dict[int, int]]:
     tenant = tenant_create(slug=SLUG, name="Bench Clinic", timezone=ZONE,
                            owner_email="owner@bench.invalid", plan="premium")
     tz = ZoneInfo(ZONE)
-    # Confirmation messages are not what is measured; they would only slow the set-up.
-    signals.appointment_changed.disconnect(dispatch_uid="booking.receivers.appointment_changed")
-    try:
-        with tenant_context(tenant):
-            config_import(setup_document(data))
-            service_id = Service.objects.get().pk
-            ids = dict(StaffMember.objects.values_list("name", "pk"))
-            staff_ids = [ids[name] for name in STAFF]
-            customers = [customer_upsert(name=f"Customer {n}", phone=f"+1212555{100 + n:04d}")
-                         for n in range(50)]
-            began = time.perf_counter()
-            for n, (index, day, begin, _) in enumerate(data["appointments"]):
-                local = datetime.fromisoformat(f"{day}T{begin}").replace(tzinfo=tz)
-                appointment_book(service_id=service_id, start=local, staff_id=staff_ids[index],
-                                 customer=customers[n % len(customers)],
-                                 channel=Appointment.Channel.API)
-            say(f"booked {len(data['appointments'])} appointments through appointment_book "
-                f"in {time.perf_counter() - began:.1f} s")
-    finally:
-        signals.appointment_changed.connect(
-            receivers.on_appointment_changed, dispatch_uid="booking.receivers.appointment_changed"
-        )
+    with tenant_context(tenant):
+        config_import(setup_document(data))
+        service_id = Service.objects.get().pk
+        ids = dict(StaffMember.objects.values_list("name", "pk"))
+        staff_ids = [ids[name] for name in STAFF]
+        customers = [customer_upsert(name=f"Customer {n}", phone=f"+1212555{100 + n:04d}")
+                     for n in range(50)]
+        began = time.perf_counter()
+        for n, (index, day, begin, _) in enumerate(data["appointments"]):
+            local = datetime.fromisoformat(f"{day}T{begin}").replace(tzinfo=tz)
+            appointment_book(service_id=service_id, start=local, staff_id=staff_ids[index],
+                             customer=customers[n % len(customers)],
+                             channel=Appointment.Channel.API)
+        say(f"booked {len(data['appointments'])} appointments through appointment_book "
+            f"in {time.perf_counter() - began:.1f} s")
     return tenant, service_id, {pk: i for i, pk in enumerate(staff_ids)}
 
 
