@@ -14,23 +14,14 @@ superuser) against the server's databases.
 from __future__ import annotations
 
 import os
-import secrets
-import shutil
-import socket
-import string
-import subprocess
-import sys
-import tempfile
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.live_server import REPO, LiveServer, live_server
+
 ARTIFACTS = REPO / "test-artifacts"
 CHROMIUM = Path(os.environ.get("E2E_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = [
@@ -42,108 +33,15 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-SERVER_START_TIMEOUT = 60.0
 
 
-@dataclass
-class E2EServer:
-    url: str
-    env: dict[str, str]
-    var_dir: Path
-    log_path: Path
-
-    def manage(self, *args: str) -> subprocess.CompletedProcess[str]:
-        """Run a management command against the live server's own databases."""
-        return subprocess.run(
-            [sys.executable, "manage.py", *args],
-            cwd=REPO, env=self.env, check=True, capture_output=True, text=True,
-        )
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-
-def _server_env(var_dir: Path) -> dict[str, str]:
-    alphabet = string.ascii_letters + string.digits
-    env = {
-        key: value for key, value in os.environ.items()
-        # The parent's settings must not leak in: the server reads only what we pass.
-        if not key.startswith(("DJANGO_", "DATABASE_", "TENANT_", "REDIS_", "EMAIL_"))
-    }
-    env.update(
-        DJANGO_SETTINGS_MODULE="smartscheduler.settings",
-        DJANGO_SECRET_KEY="".join(secrets.choice(alphabet) for _ in range(60)),
-        DEBUG="false",
-        ALLOWED_HOSTS="127.0.0.1,localhost",
-        SECURE_SSL_REDIRECT="false",
-        STATIC_MANIFEST="false",
-        VAR_DIR=str(var_dir),
-        STATIC_ROOT=str(var_dir / "static"),
-        AGENT_PROVIDER="offline",
-        PYTHONUNBUFFERED="1",
-    )
-    return env
-
-
-def _listening_socket() -> socket.socket:
-    # The server inherits an already-listening socket: no port race, and early
-    # requests wait in the backlog instead of failing while it starts.
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(128)
-    sock.set_inheritable(True)
-    return sock
-
-
-def _wait_until_healthy(url: str, server: subprocess.Popen[bytes], log: Path) -> None:
-    # The socket already listens, so this request blocks in the backlog until
-    # the server accepts it; no polling loop is needed.
-    try:
-        with urllib.request.urlopen(f"{url}/healthz", timeout=SERVER_START_TIMEOUT) as response:
-            if response.status == 200:
-                return
-    except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
-        failure = repr(exc)
-    else:
-        failure = f"status {response.status}"
-    server.kill()
-    server.wait()
-    raise RuntimeError(
-        f"live server did not become healthy ({failure}):\n{log.read_text(errors='replace')}"
-    )
+E2EServer = LiveServer
 
 
 @pytest.fixture(scope="session")
 def e2e_server() -> Iterator[E2EServer]:
-    var_dir = Path(tempfile.mkdtemp(prefix="ss-e2e-"))
-    env = _server_env(var_dir)
-    log_path = var_dir / "server.log"
-    for command in (["migrate", "--verbosity", "0"],
-                    ["collectstatic", "--noinput", "--verbosity", "0"]):
-        subprocess.run([sys.executable, "manage.py", *command], cwd=REPO, env=env, check=True)
-
-    sock = _listening_socket()
-    port = sock.getsockname()[1]
-    url = f"http://127.0.0.1:{port}"
-    with open(log_path, "wb") as log:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "daphne", "--fd", str(sock.fileno()),
-             "smartscheduler.asgi:application"],
-            cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, pass_fds=[sock.fileno()],
-        )
-    sock.close()  # the server holds its own copy
-    try:
-        _wait_until_healthy(url, server, log_path)
-        yield E2EServer(url=url, env=env, var_dir=var_dir, log_path=log_path)
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-        shutil.rmtree(var_dir, ignore_errors=True)
+    with live_server("ss-e2e-", collectstatic=True) as server:
+        yield server
 
 
 @pytest.fixture(scope="session")

@@ -8,23 +8,14 @@ exactly as Twilio's would be.
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
-import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from tests.booking.conftest import base_setup
-from tests.e2e.conftest import (
-    REPO,
-    E2EServer,
-    _listening_socket,
-    _server_env,
-    _wait_until_healthy,
-)
+from tests.live_server import REPO, LiveServer, live_server
 
 TOKEN = "simulate-call-token"
 ALL_WEEK = {day: [["09:00", "17:00"]] for day in ("mon", "tue", "wed", "thu", "fri", "sat",
@@ -32,36 +23,12 @@ ALL_WEEK = {day: [["09:00", "17:00"]] for day in ("mon", "tue", "wed", "thu", "f
 
 
 @pytest.fixture(scope="module")
-def voice_server() -> Iterator[E2EServer]:
-    var_dir = Path(tempfile.mkdtemp(prefix="ss-voice-"))
-    env = _server_env(var_dir)
-    sock = _listening_socket()
-    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    env.update(TWILIO_AUTH_TOKEN=TOKEN, PUBLIC_BASE_URL=url)
-    log_path = var_dir / "server.log"
-    subprocess.run([sys.executable, "manage.py", "migrate", "--verbosity", "0"],
-                   cwd=REPO, env=env, check=True)
-    with open(log_path, "wb") as log:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "daphne", "--fd", str(sock.fileno()),
-             "smartscheduler.asgi:application"],
-            cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, pass_fds=[sock.fileno()],
-        )
-    sock.close()
-    try:
-        _wait_until_healthy(url, server, log_path)
-        yield E2EServer(url=url, env=env, var_dir=var_dir, log_path=log_path)
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-        shutil.rmtree(var_dir, ignore_errors=True)
+def voice_server() -> Iterator[LiveServer]:
+    with live_server("ss-voice-", TWILIO_AUTH_TOKEN=TOKEN) as server:
+        yield server
 
 
-def simulate(server: E2EServer, slug: str, lines: list[str], *args: str
+def simulate(server: LiveServer, slug: str, lines: list[str], *args: str
              ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "manage.py", "simulate_call", slug, "--base-url", server.url, *args],
@@ -70,7 +37,7 @@ def simulate(server: E2EServer, slug: str, lines: list[str], *args: str
     )
 
 
-def test_a_simulated_call_books_on_the_live_server(voice_server: E2EServer) -> None:
+def test_a_simulated_call_books_on_the_live_server(voice_server: LiveServer) -> None:
     slug = "sim-dental"
     voice_server.manage("create_tenant", "--slug", slug, "--name", "Sim Dental",
                         "--timezone", "America/New_York", "--owner-email", "sim@example.com",
