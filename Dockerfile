@@ -34,5 +34,7 @@ EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=3s --start-period=20s --retries=3 \
     CMD ["python", "-c", "import os,urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('PORT', '8000'), timeout=2)"]
 # Web: daphne serves HTTP and websockets. The worker runs the same image with
-# `python manage.py db_worker --no-reload`; see compose.yaml and docs/deploy-aws.md.
-CMD ["sh", "-c", "exec daphne -b 0.0.0.0 -p ${PORT} --proxy-headers smartscheduler.asgi:application"]
+# `python manage.py rqworker --with-scheduler --job-class django_tasks_rq.Job default`
+# when REDIS_URL is set (tasks queued in Redis), else `python manage.py db_worker
+# --no-reload`; see compose.yaml and docs/deploy-aws.md.
+CMD ["sh", "-c", "exec daphne -b 0.0.0.0 -p ${PORT} -v 0 smartscheduler.asgi:application"]

@@ -1,11 +1,12 @@
 """The chat websocket, ``/ws/chat/<slug>/`` (protocol in CONTRACT.md).
 
 TenantWebsocketMiddleware has put the business in ``scope["tenant"]`` and made
-it the tenant in context. Short database work runs through
-``database_sync_to_async``; a turn, which may wait seconds on an LLM, runs in
-the general thread pool instead, because Channels runs every
-``database_sync_to_async`` of a process on one thread and one slow turn there
-would stall every chat.
+it the tenant in context. Opening a conversation and answering a turn run in
+the general thread pool, not through ``database_sync_to_async``: Channels runs
+every ``database_sync_to_async`` of a process on one thread, and one turn
+waiting seconds on an LLM, or one write waiting on the business's SQLite lock,
+would stall every chat there. A pool thread keeps its connection to the
+business between turns (``agent.db``).
 """
 
 from __future__ import annotations
@@ -17,12 +18,11 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from asgiref.sync import sync_to_async
-from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
-from django.db import close_old_connections
 
 from agent import ratelimit
+from agent.db import turn_begins, turn_ends
 from agent.engine import (
     TurnResult,
     conversation_get,
@@ -33,7 +33,9 @@ from agent.engine import (
 from agent.models import Conversation
 from billing.entitlements import has_feature
 from billing.plans import CHAT
+from smartscheduler.ratelimits import scope_client_ip
 from tenants.context import tenant_context
+from tenants.db import alias_for
 from tenants.models import Tenant
 
 logger = logging.getLogger(__name__)
@@ -75,19 +77,28 @@ class ChatConsumer(AsyncWebsocketConsumer):
         wanted = parse_qs(self.scope.get("query_string", b"").decode("latin1")).get(
             "conversation", [""]
         )[0]
-        self.conversation, greeting = await database_sync_to_async(self._open)(wanted)
+        # In the general pool, like a turn: starting a conversation writes, and a write
+        # waiting on the business's lock must not hold up Channels' one database thread.
+        self.conversation, greeting = await sync_to_async(self._open, thread_sensitive=False)(
+            wanted
+        )
         await self._send({"type": "welcome", "conversation": self.conversation.public_id,
                           "text": greeting})
 
     def _open(self, wanted: str) -> tuple[Conversation, str]:
-        with tenant_context(self.tenant):
-            # Another business's id is simply unknown here: it is not in this database.
-            conversation = None
-            if wanted:
-                conversation = conversation_get(wanted, channel=Conversation.Channel.CHAT)
-            if conversation is None:
-                conversation = conversation_start(channel=Conversation.Channel.CHAT)
-            return conversation, greeting_text()
+        # What database_sync_to_async does around a call (see _turn).
+        turn_begins()
+        try:
+            with tenant_context(self.tenant):
+                # Another business's id is simply unknown here: it is not in this database.
+                conversation = None
+                if wanted:
+                    conversation = conversation_get(wanted, channel=Conversation.Channel.CHAT)
+                if conversation is None:
+                    conversation = conversation_start(channel=Conversation.Channel.CHAT)
+                return conversation, greeting_text()
+        finally:
+            turn_ends(alias_for(self.tenant.pk))
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         if not hasattr(self, "conversation"):
@@ -122,7 +133,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
             return "", "too_long"
         try:
             data = json.loads(frame)
-        except ValueError:
+        except (ValueError, RecursionError):
+            # A few KB of "[[[[..." nest deeper than the decoder's recursion limit.
             return "", "bad_json"
         if not isinstance(data, dict):
             return "", "bad_json"
@@ -137,8 +149,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def _allowed(self, event: str) -> bool:
         tenant_id = self.tenant.pk.hex
-        client = self.scope.get("client") or ("unknown", 0)
-        per_ip = f"{tenant_id}:{event}:ip:{client[0]}"
+        # Behind a load balancer the socket's peer is the balancer: the address
+        # comes from X-Forwarded-For as far as RATELIMIT_TRUSTED_PROXIES trusts it.
+        per_ip = f"{tenant_id}:{event}:ip:{scope_client_ip(self.scope) or 'unknown'}"
         per_connection = f"{tenant_id}:{event}:conn:{self.connection_id}"
 
         def check() -> bool:
@@ -154,13 +167,14 @@ class ChatConsumer(AsyncWebsocketConsumer):
         return bool(await sync_to_async(check, thread_sensitive=False)())
 
     def _turn(self, text: str) -> TurnResult:
-        # What database_sync_to_async does around a call, for a thread of the pool.
-        close_old_connections()
+        # What database_sync_to_async does around a call, for a thread of the pool,
+        # except that the thread keeps its connection to this business a while.
+        turn_begins()
         try:
             with tenant_context(self.tenant):
                 return conversation_turn(conversation=self.conversation, text=text)
         finally:
-            close_old_connections()
+            turn_ends(alias_for(self.tenant.pk))
 
     async def _send(self, frame: dict[str, Any]) -> None:
         await self.send(text_data=json.dumps(frame))

@@ -4,11 +4,12 @@
     result = conversation_turn(conversation=conversation, text="a cleaning tomorrow at 10")
     result.text, result.finished, result.outcome
 
-Every function works on the tenant in context. A turn stores the customer's
-message, asks the provider (see ``agent.providers``) with the trimmed history,
-then stores the tool calls, the reply, the new state and the outcome. No
+Every function works on the tenant in context. A turn reads the conversation
+and its trimmed history, asks the provider (see ``agent.providers``), then
+stores the customer's message, the tool calls, the reply, the new state and the
+outcome in one short transaction: a turn is stored whole or not at all. No
 transaction is open while the provider runs (it may wait seconds on an LLM);
-each store is a short write of its own.
+the tools' own writes (a booking) commit on their own.
 
 ``Conversation.state`` holds::
 
@@ -20,7 +21,10 @@ each store is a short write of its own.
 from __future__ import annotations
 
 import logging
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -29,13 +33,13 @@ from django.conf import settings
 from django.db import IntegrityError, connections
 from django.utils import timezone
 
-from agent.facts import business_facts
+from agent.facts import business_facts_cached
 from agent.models import DEFAULT_GREETING, ChatSettings, Conversation, Message
 from agent.providers import HistoryItem, Provider, TurnInput, TurnOutput, provider_get
 from agent.tools import ToolRunner
 from booking.phones import phone_normalize_or_none
 from booking.selectors import business_region, profile_get
-from tenants.context import current_alias, tenant_atomic
+from tenants.context import current_alias, current_tenant, tenant_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +58,29 @@ class TurnResult:
     provider: str = ""  # who answered ("openai", "offline"; "" when no provider ran)
 
 
+# --- writing ------------------------------------------------------------------------
+
+# Conversation writes of one business queue on a lock of this process before
+# taking the database's write lock. SQLite makes a blocked writer poll, sleeping
+# up to 100 ms between tries, so with many chats at once the lock sat idle while
+# writers slept; a thread waiting here wakes the moment the previous one is done.
+# Businesses share the locks by hash: a stripe is held for one short transaction.
+_WRITE_LOCKS = tuple(threading.Lock() for _ in range(64))
+
+
+@contextmanager
+def _conversation_write() -> Iterator[None]:
+    """A transaction on the business in context, queued behind this process's other writers."""
+    if connections[current_alias()].in_atomic_block:
+        # Called inside a caller's transaction: it may already hold the database's
+        # lock, and waiting here for a thread that waits for that lock would deadlock.
+        with tenant_atomic():
+            yield
+        return
+    with _WRITE_LOCKS[hash(current_tenant().pk) % len(_WRITE_LOCKS)], tenant_atomic():
+        yield
+
+
 # --- settings ------------------------------------------------------------------------
 
 
@@ -68,10 +95,11 @@ def chat_settings_get() -> ChatSettings:
 
 
 def greeting_text() -> str:
-    greeting = chat_settings_get().greeting.strip()
+    facts = business_facts_cached(now=timezone.now())
+    greeting = facts.greeting.strip()
     if greeting:
         return greeting
-    name = profile_get().display_name
+    name = facts.name
     return (f"Hi! I'm the booking assistant of {name}. How can I help you today?"
             if name else DEFAULT_GREETING)
 
@@ -91,13 +119,15 @@ def conversation_start(
     """A new conversation; the greeting is stored as its first message (``greet``)."""
     if channel not in Conversation.Channel.values:
         raise ValueError(f"unknown channel {channel!r}")
-    with tenant_atomic():
+    phone = _e164(customer_phone)
+    greeting = greeting_text() if greet else ""
+    with _conversation_write():
         conversation = Conversation.objects.create(
-            channel=channel, external_key=external_key, customer_phone=_e164(customer_phone)
+            channel=channel, external_key=external_key, customer_phone=phone
         )
         if greet:
             Message.objects.create(
-                conversation=conversation, role=Message.Role.ASSISTANT, text=greeting_text()
+                conversation=conversation, role=Message.Role.ASSISTANT, text=greeting
             )
     return conversation
 
@@ -183,12 +213,17 @@ def conversation_turn(
     budget = settings.AGENT_TURN_TIMEOUT_SECONDS if timeout is None else timeout
     deadline = time.monotonic() + budget
 
+    chosen = provider or provider_get()
     conversation.refresh_from_db(fields=["state", "outcome", "customer_phone"])
-    history = conversation_history(conversation, limit=settings.AGENT_HISTORY_MESSAGES)
-    Message.objects.create(conversation=conversation, role=Message.Role.USER, text=text)
+    history = (
+        conversation_history(conversation, limit=settings.AGENT_HISTORY_MESSAGES)
+        if getattr(chosen, "reads_history", True) else ()
+    )
+    # Stamped now, stored with the reply: the transcript keeps the order of events.
+    asked = Message(conversation=conversation, role=Message.Role.USER, text=text)
 
     state: dict[str, Any] = conversation.state if isinstance(conversation.state, dict) else {}
-    facts = business_facts(now=now)
+    facts = business_facts_cached(now=now)
     runner = ToolRunner(
         channel=conversation.channel, now=now, facts=facts, memory=state.get("tools"),
         caller_phone=conversation.customer_phone,
@@ -206,7 +241,6 @@ def conversation_turn(
         customer_phone=conversation.customer_phone or runner.verified_phone,
         deadline=deadline,
     )
-    chosen = provider or provider_get()
     try:
         output = chosen.reply(turn)
     except Exception:
@@ -217,16 +251,18 @@ def conversation_turn(
     outcome = output.outcome or runner.outcome or conversation.outcome
     if outcome not in Conversation.Outcome.values:
         outcome = conversation.outcome
-    with tenant_atomic():
-        for call in runner.calls:
-            Message.objects.create(
-                conversation=conversation, role=Message.Role.TOOL, tool_name=call.name[:64],
-                tool_args=call.arguments, tool_result=call.result,
-            )
-        Message.objects.create(
-            conversation=conversation, role=Message.Role.ASSISTANT, text=output.text,
-            provider=output.provider,
-        )
+    messages = [
+        asked,
+        *(
+            Message(conversation=conversation, role=Message.Role.TOOL, tool_name=call.name[:64],
+                    tool_args=call.arguments, tool_result=call.result)
+            for call in runner.calls
+        ),
+        Message(conversation=conversation, role=Message.Role.ASSISTANT, text=output.text,
+                provider=output.provider),
+    ]
+    with _conversation_write():
+        Message.objects.bulk_create(messages)
         conversation.state = {
             "tools": runner.memory,
             "dialogue": output.state,

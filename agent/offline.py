@@ -15,6 +15,8 @@ from billing.plans import WAITLIST
 
 class OfflineProvider:
     name = "offline"
+    # The dialogue keeps what it needs in its state: the engine skips reading the transcript.
+    reads_history = False
 
     def reply(self, turn: TurnInput) -> TurnOutput:
         # Another provider's state means nothing here: start the dialogue afresh.

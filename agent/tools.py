@@ -28,6 +28,8 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Any, Literal
 
 from django.db import OperationalError
+from django.db.models import CharField
+from django.db.models.functions import Cast
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -37,17 +39,27 @@ from pydantic import (
     ValidationError,
 )
 
-from agent.facts import BusinessFacts
-from booking.availability import PARTS_OF_DAY, Slot
+from agent.facts import BusinessFacts, ServiceFact
+from booking.availability import (
+    PARTS_OF_DAY,
+    Busy,
+    Policy,
+    ServiceSpec,
+    Slot,
+    StaffSpec,
+    find_slots,
+)
 from booking.errors import BookingError, InvalidInput
-from booking.models import Appointment, StaffMember
+from booking.models import MAX_BLOCK, Appointment
 from booking.phones import phone_normalize_or_none
 from booking.selectors import (
+    EARLIEST_YEAR,
+    LATEST_YEAR,
     MAX_SEARCH_DAYS,
     appointment_by_reference,
     appointments_for_customer,
     reference_normalize,
-    slots_search,
+    window_parse,
 )
 from booking.services import (
     CustomerDetails,
@@ -479,16 +491,81 @@ class ToolRunner:
         if ref is None:
             return None
         wanted = " ".join(ref.split()).casefold()
-        for member in StaffMember.objects.filter(active=True).order_by("pk"):
-            if member.name.casefold() == wanted or str(member.pk) == wanted:
+        for member in sorted(self.facts.members, key=lambda m: m.id):
+            if member.name.casefold() == wanted or str(member.id) == wanted:
                 if member.name not in service.staff:
                     raise InvalidInput(
                         "staff", f"{member.name} does not offer {service.name}; "
                                  f"ask for {', '.join(service.staff)} or anyone."
                     )
-                return member.pk
+                return member.id
         raise InvalidInput("staff", "No staff member by that name. Staff: "
                            + ", ".join(service.staff) + ".")
+
+    def _slots(self, service: ServiceFact, *, first: date, last: date, staff_id: int | None,
+               window: tuple[time, time] | None) -> list[Slot]:
+        """``booking.selectors.slots_search`` over the turn's facts: one query, for the bookings.
+
+        The staff, their hours, the closures and the policy come from the
+        facts; the appointments that block slots are always read now, so a
+        booking made a moment ago is never offered again.
+        """
+        for field_name, day in (("start", first), ("end", last)):
+            if not EARLIEST_YEAR <= day.year <= LATEST_YEAR:
+                raise InvalidInput(field_name, "That date is out of range.")
+        if last < first:
+            raise InvalidInput("end", "The end date must not be before the start date.")
+        if (last - first).days + 1 > MAX_SEARCH_DAYS:
+            raise InvalidInput("end", f"Search at most {MAX_SEARCH_DAYS} days at a time.")
+        bounds = window_parse(window)
+        members = sorted(
+            (m for m in self.facts.members
+             if (m.id == staff_id if staff_id is not None else service.id in m.service_ids)),
+            key=lambda m: m.id,
+        )
+        if staff_id is not None and not members:
+            raise InvalidInput("staff", "No such staff member.")
+        ids = [m.id for m in members]
+        # The span slots_search loads: a day of slack each side, plus the longest block.
+        span_start = datetime.combine(first, time(), self.tz) - timedelta(days=1)
+        span_end = (datetime.combine(last + timedelta(days=1), time(), self.tz)
+                    + timedelta(days=1) + MAX_BLOCK)
+        blocks = Appointment.objects.filter(
+            staff_id__in=ids,
+            block_start__gt=span_start - MAX_BLOCK,
+            block_start__lt=span_end,
+            block_end__gt=span_start,
+        ).exclude(status=Appointment.Status.CANCELLED).annotate(
+            # Read as text and parsed here: far cheaper than the backend's converters.
+            start_text=Cast("block_start", CharField()), end_text=Cast("block_end", CharField()),
+        ).values_list("staff_id", "start_text", "end_text")
+        busy = [Busy(staff_id=sid, start=_stored_instant(start), end=_stored_instant(end))
+                for sid, start, end in blocks]
+        return find_slots(
+            tz=self.tz,
+            policy=Policy(
+                slot_step_minutes=self.facts.slot_step_minutes,
+                min_notice_minutes=self.facts.min_notice_minutes,
+                max_days_ahead=self.facts.max_days_ahead,
+            ),
+            service=ServiceSpec(
+                id=service.id,
+                duration_minutes=service.duration_minutes,
+                buffer_before_minutes=service.buffer_before_minutes,
+                buffer_after_minutes=service.buffer_after_minutes,
+            ),
+            staff=[StaffSpec(id=m.id, service_ids=m.service_ids & {service.id},
+                             weekly_hours=m.weekly_hours) for m in members],
+            closures=[c for c in self.facts.closure_spans
+                      if (c.staff_id is None or c.staff_id in ids)
+                      and c.start < span_end and c.end > span_start],
+            busy=busy,
+            now=self.now,
+            start_date=first,
+            end_date=last,
+            window=bounds,
+            staff_id=staff_id,
+        )
 
     def _day_span(self, first: date | None, last: date | None) -> tuple[date, date]:
         today = self.now.astimezone(self.tz).date()
@@ -529,11 +606,8 @@ def check_availability(runner: ToolRunner, args: CheckAvailabilityArgs) -> dict[
     if (last - first).days + 1 > MAX_SEARCH_DAYS:
         last = first + timedelta(days=MAX_SEARCH_DAYS - 1)
     window = None if args.time else _window(args.part_of_day, args.after, args.before)
-    slots = slots_search(
-        service_id=service.id, start_date=first, end_date=last, staff_id=staff_id,
-        window=window, now=runner.now,
-    )
-    names = dict(StaffMember.objects.values_list("pk", "name"))
+    slots = runner._slots(service, first=first, last=last, staff_id=staff_id, window=window)
+    names = {member.id: member.name for member in runner.facts.members}
     base = {"ok": True, "service": service.name, "timezone": runner.tz.key,
             "searched": {"from": first.isoformat(), "to": last.isoformat()}}
     if args.time is not None:
@@ -565,6 +639,14 @@ def check_availability(runner: ToolRunner, args: CheckAvailabilityArgs) -> dict[
         "slots": [runner._slot_out(s.start, s.end, s.staff_id, names) for s in picked_slots],
         "more_available": len(slots) > len(picked_slots),
     }
+
+
+def _stored_instant(text: str) -> datetime:
+    """A datetime column read as text (stored in UTC) as an aware instant."""
+    value = datetime.fromisoformat(text)
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
 
 
 def _window(part: str | None, after: time | None,

@@ -15,7 +15,7 @@ from django.views.decorators.clickjacking import xframe_options_exempt
 from django.views.decorators.http import require_GET
 
 from agent.engine import chat_settings_get
-from agent.widget import frame_ancestors
+from agent.widget import frame_ancestor_sources
 from billing.entitlements import has_feature
 from billing.plans import CHAT
 from tenants.context import current_tenant
@@ -48,20 +48,20 @@ def widget_js(request: HttpRequest) -> HttpResponse:
     return response
 
 
-def _content_security_policy(request: HttpRequest, domains: list[str]) -> str:
+def _chat_page_policy(request: HttpRequest, response: HttpResponse, domains: list[str]) -> None:
+    """Adjust the site-wide CSP (django-csp, settings.CONTENT_SECURITY_POLICY) for this page.
+
+    The page talks to its websocket and may be framed by the owner's sites. The
+    attributes are the ones django-csp's ``csp_update``/``csp_replace``
+    decorators set; the values depend on the request, so they are set here.
+    """
     host = request.get_host()
     websocket = f"{'wss' if request.is_secure() else 'ws'}://{host}"
-    return "; ".join([
-        "default-src 'self'",
-        "script-src 'self'",
-        "style-src 'self'",
-        "img-src 'self' data:",
-        f"connect-src 'self' {websocket}",
-        "base-uri 'none'",
-        "form-action 'self'",
-        "object-src 'none'",
-        frame_ancestors(domains),
-    ])
+    ancestors = frame_ancestor_sources(domains)
+    setattr(response, "_csp_update", {"connect-src": [websocket]})  # noqa: B010
+    setattr(response, "_csp_replace", {"frame-ancestors": ancestors})  # noqa: B010
+    # Framed by other sites: one that isolates itself (COEP) must still be able to.
+    response["Cross-Origin-Resource-Policy"] = "cross-origin"
 
 
 @require_GET
@@ -81,5 +81,5 @@ def chat_page(request: HttpRequest, slug: str) -> HttpResponse:
             "tenant": tenant,
             "websocket_path": f"/ws/chat/{tenant.slug}/",
         })
-    response["Content-Security-Policy"] = _content_security_policy(request, domains)
+    _chat_page_policy(request, response, domains)
     return response

@@ -55,8 +55,8 @@ def frame_sources_clean(values: Iterable[str]) -> list[str]:
     return cleaned
 
 
-def frame_ancestors(domains: Iterable[str]) -> str:
-    """The CSP directive: this site plus every valid listed domain (bad ones dropped)."""
+def frame_ancestor_sources(domains: Iterable[str]) -> list[str]:
+    """This site plus every valid listed domain (bad ones dropped), as CSP sources."""
     sources = ["'self'"]
     for raw in domains if isinstance(domains, list | tuple) else []:
         try:
@@ -65,4 +65,9 @@ def frame_ancestors(domains: Iterable[str]) -> str:
             continue
         if source not in sources:
             sources.append(source)
-    return "frame-ancestors " + " ".join(sources[: MAX_FRAME_DOMAINS + 1])
+    return sources[: MAX_FRAME_DOMAINS + 1]
+
+
+def frame_ancestors(domains: Iterable[str]) -> str:
+    """The CSP directive built from ``frame_ancestor_sources``."""
+    return "frame-ancestors " + " ".join(frame_ancestor_sources(domains))

@@ -10,6 +10,13 @@ receiving its ``{"type": "reply"}``. The server's CPU time comes from
 
     .venv/bin/python -m bench.chat_load                  # 200 clients, 75 s
     .venv/bin/python -m bench.chat_load --profile 20     # + a py-spy profile
+    .venv/bin/python -m bench.chat_load --in-process 600 # CPU and SQL per turn, no server
+
+``--in-process N`` runs N turns of the same scripts through the consumer's turn
+(``ChatConsumer._turn``: connection handling, tenant context, the engine, the
+offline assistant) in this process, one thread, no network, over 20
+conversations of the demo business; it reports CPU time and SQL statements per
+turn on the business's database.
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import django
@@ -40,7 +48,8 @@ REPO = Path(__file__).resolve().parents[1]
 SLUG = "demo-dental"
 # Every client connects from 127.0.0.1: the per-address limit (messages and
 # connections per minute) would refuse most of them, so the bench lifts both limits.
-RATE_ENV = {"AGENT_CHAT_RATE_PER_IP": "1000000", "AGENT_CHAT_RATE_PER_CONNECTION": "10000"}
+RATE_ENV = {"AGENT_CHAT_RATE_PER_IP": "1000000", "AGENT_CHAT_RATE_PER_CONNECTION": "10000",
+            "RATELIMIT_ENABLE": "false"}
 REPLY_TIMEOUT = 30.0
 
 # Conversations a customer might have with the demo dental practice: questions,
@@ -276,6 +285,73 @@ async def load(args: argparse.Namespace, url: str, server_pid: int) -> None:
     say(f"goal (p50 <= 10 ms, p99 <= 50 ms, no errors): {'met' if ok else 'NOT met'}")
 
 
+def in_process(turns: int, conversations: int = 20, warm_up: int = 60) -> None:
+    """CPU time and SQL statements per turn, in this process and thread."""
+    import io
+
+    from bench.availability import start_quick
+
+    start_quick("chat-turns")
+    from django.core.management import call_command
+    from django.db import connections
+    from django.db.backends.signals import connection_created
+
+    call_command("seed_demo", stdout=io.StringIO())
+    from agent.consumers import ChatConsumer
+    from agent.engine import conversation_start
+    from agent.models import Conversation
+    from tenants.context import tenant_context
+    from tenants.db import alias_for
+    from tenants.selectors import tenant_by_slug
+
+    tenant = tenant_by_slug(SLUG)
+    assert tenant is not None
+    alias = alias_for(tenant.pk)
+    counts = {"statements": 0, "writes": 0}
+
+    def count(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        counts["statements"] += 1
+        if sql.lstrip().upper().startswith(("INSERT", "UPDATE", "DELETE")):
+            counts["writes"] += 1
+        return execute(sql, params, many, context)
+
+    def on_connect(sender: Any, connection: Any, **kwargs: Any) -> None:
+        if connection.alias == alias and count not in connection.execute_wrappers:
+            connection.execute_wrappers.append(count)
+
+    connection_created.connect(on_connect)
+    rng = random.Random(1)
+    chats: list[tuple[ChatConsumer, list[str]]] = []
+    for _ in range(conversations):
+        # Only what _turn uses: the business and the conversation.
+        chat = ChatConsumer.__new__(ChatConsumer)
+        chat.tenant = tenant
+        with tenant_context(tenant):
+            chat.conversation = conversation_start(channel=Conversation.Channel.CHAT)
+        chats.append((chat, []))
+
+    def turn(n: int) -> None:
+        chat, script = chats[n % conversations]
+        if not script:
+            script.extend(rng.choice(SCRIPTS))
+        wrapper = connections[alias]
+        if count not in wrapper.execute_wrappers:
+            wrapper.execute_wrappers.append(count)
+        chat._turn(fill(script.pop(0), rng, n % conversations))
+
+    for n in range(warm_up):
+        turn(n)
+    counts.update(statements=0, writes=0)
+    cpu, wall = time.process_time(), time.perf_counter()
+    for n in range(warm_up, warm_up + turns):
+        turn(n)
+    cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+    say(f"{turns} turns in-process ({conversations} conversations, after {warm_up} warm-up "
+        f"turns): CPU {1e3 * cpu / turns:.2f} ms per turn (wall {1e3 * wall / turns:.2f} ms); "
+        f"SQL on the business's database {counts['statements'] / turns:.1f} statements per "
+        f"turn, of which {counts['writes'] / turns:.1f} INSERT/UPDATE/DELETE")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, default=200)
@@ -289,7 +365,14 @@ def main() -> None:
     parser.add_argument("--profile-format", default="raw", choices=("raw", "flamegraph",
                                                                    "speedscope"))
     parser.add_argument("--by-message", action="store_true", help="latency per message text")
+    parser.add_argument("--in-process", type=int, default=0, metavar="TURNS",
+                        help="measure CPU and SQL per turn in-process instead (no server)")
     args = parser.parse_args()
+    if args.in_process:
+        say(f"machine: {os.cpu_count()} CPUs, Python {platform.python_version()}, "
+            f"load average at start {os.getloadavg()[0]:.1f}")
+        in_process(args.in_process)
+        return
 
     if args.var_dir:
         var_dir, fresh = Path(args.var_dir), False

@@ -18,3 +18,5 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": "ERROR"},
 }
+# The benchmarks send thousands of requests from one address on purpose.
+RATELIMIT_ENABLE = False

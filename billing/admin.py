@@ -13,6 +13,7 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 
+from audit.services import actor_from_request
 from billing.models import BillingAccount
 from billing.plans import PLANS
 from billing.reconcile import account_refresh
@@ -42,7 +43,7 @@ def _plan_action(code: str) -> Any:
                 # Stripe is the truth for these; a manual change would be undone.
                 stripe_managed += 1
                 continue
-            tenant_plan_set(tenant=account.tenant, plan=code)
+            tenant_plan_set(tenant=account.tenant, plan=code, actor=actor_from_request(request))
         if stripe_managed:
             messages.warning(request, f"{stripe_managed} business(es) pay through Stripe: "
                                       "change their plan in Stripe.")

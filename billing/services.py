@@ -15,10 +15,13 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from audit.models import AuditEntry
+from audit.services import STRIPE, SYSTEM, Actor, field_change
 from billing import stripe_api
 from billing.models import BillingAccount
 from billing.plans import PLANS
 from tenants.models import Tenant
+from tenants.services import tenant_change_record
 
 logger = logging.getLogger(__name__)
 
@@ -44,14 +47,19 @@ def account_get(tenant: Tenant) -> BillingAccount:
     return account
 
 
-def tenant_plan_set(*, tenant: Tenant, plan: str) -> None:
+def tenant_plan_set(*, tenant: Tenant, plan: str, actor: Actor = SYSTEM) -> None:
     """Change a business's plan (the one place billing writes ``Tenant.plan``)."""
     if plan not in PLANS:
         raise ValueError(f"Unknown plan {plan!r}.")
     if tenant.plan != plan:
+        old_plan = tenant.plan
         Tenant.objects.filter(pk=tenant.pk).update(plan=plan)
         tenant.plan = plan
         logger.info("billing: tenant %s plan set to %s", tenant.pk, plan)
+        tenant_change_record(
+            tenant=tenant, action=AuditEntry.Action.PLAN_CHANGE, actor=actor,
+            changes=[field_change("plan", old_plan, plan)],
+        )
 
 
 def plan_for_price(price_id: str) -> str | None:
@@ -150,7 +158,7 @@ def subscription_apply(
         account.last_synced_at = timezone.now()
         account.save()
         if plan is not None:
-            tenant_plan_set(tenant=tenant, plan=plan)
+            tenant_plan_set(tenant=tenant, plan=plan, actor=STRIPE)
         elif price_id:
             logger.warning("billing: tenant %s subscribes to an unknown price", tenant.pk)
     return account

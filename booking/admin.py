@@ -37,6 +37,8 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
+from audit.models import AuditEntry
+from audit.services import actor_from_request, audit_record, field_change
 from booking import billing_views  # noqa: F401  (registers the plan page)
 from booking.dashboard_views import (
     AppointmentBookForm,
@@ -370,6 +372,9 @@ class BusinessProfileAdmin(BookingModelAdmin):
 class CustomerAdmin(BookingModelAdmin):
     """Customers are created by bookings; the dashboard may correct a name or email."""
 
+    # The activity log names a customer by id and keeps no contact details.
+    audit_label_is_personal = True
+    audit_personal_fields = frozenset({"name"})
     list_display = ["name", "phone", "email", "appointment_count", "created_at"]
     search_fields = ["name", "phone", "email"]
     fields = ["name", "phone", "email", "created_at", "recent_appointments"]
@@ -429,18 +434,39 @@ OUTCOMES: dict[str, tuple[str, Outcome]] = {
 }
 
 
+def _audit_appointment(
+    request: HttpRequest, action: str, appointment: Appointment, changes: list[dict[str, Any]]
+) -> None:
+    """The dashboard's appointment changes in the activity log (booking.services made them)."""
+    audit_record(
+        action=action,
+        actor=actor_from_request(request),
+        object_type=str(Appointment._meta.verbose_name),
+        object_id=appointment.pk,
+        label=f"{appointment.reference}, {local_time(appointment.start)}",
+        changes=changes,
+    )
+
+
 def _apply_outcome(
     request: HttpRequest, appointments: list[Appointment], outcome: str
 ) -> None:
     done_label, change = OUTCOMES[outcome]
     done = []
     for appointment in appointments:
+        old_status = appointment.status
         try:
-            change(appointment)
+            changed = change(appointment)
         except BookingError as exc:
             messages.error(request, f"{appointment.reference}: {exc.message}")
         else:
             done.append(appointment.reference)
+            if changed.status != old_status:
+                action = (AuditEntry.Action.CANCEL if outcome == "cancel"
+                          else AuditEntry.Action.CHANGE)
+                _audit_appointment(
+                    request, action, changed, [field_change("status", old_status, changed.status)]
+                )
     if done:
         messages.success(request, f"{done_label}: {', '.join(done)}.")
 
@@ -592,6 +618,13 @@ class AppointmentAdmin(BookingModelAdmin):
                 except BookingError as exc:
                     _report_booking_error(request, form, exc)
                 else:
+                    _audit_appointment(request, AuditEntry.Action.CREATE, appointment, [
+                        field_change(name, None, value) for name, value in (
+                            ("service", appointment.service.name),
+                            ("staff", appointment.staff.name),
+                            ("start", appointment.start),
+                        )
+                    ])
                     messages.success(
                         request,
                         f"Booked {appointment.reference}: {appointment.service.name} with "
@@ -640,6 +673,7 @@ class AppointmentAdmin(BookingModelAdmin):
             )
             if form.is_valid():
                 staff = form.cleaned_data["staff"]
+                old_start, old_staff = appointment.start, appointment.staff.name
                 try:
                     moved = appointment_reschedule(
                         appointment=appointment,
@@ -650,6 +684,10 @@ class AppointmentAdmin(BookingModelAdmin):
                 except BookingError as exc:
                     _report_booking_error(request, form, exc)
                 else:
+                    _audit_appointment(request, AuditEntry.Action.CHANGE, moved, [
+                        field_change("start", old_start, moved.start),
+                        field_change("staff", old_staff, moved.staff.name),
+                    ])
                     messages.success(
                         request,
                         f"Moved {moved.reference} to {local_time(moved.start)} with "
@@ -726,12 +764,19 @@ class WaitlistEntryAdmin(ReadOnlyModelAdmin):
         removed = 0
         for entry in queryset.filter(status__in=[WaitlistEntry.Status.WAITING,
                                                  WaitlistEntry.Status.OFFERED]):
+            old_status = entry.status
             try:
-                waitlist_remove(entry=entry)
+                current = waitlist_remove(entry=entry)
             except BookingError as exc:
                 messages.error(request, exc.message)
             else:
                 removed += 1
+                audit_record(
+                    action=AuditEntry.Action.CHANGE, actor=actor_from_request(request),
+                    object_type=str(WaitlistEntry._meta.verbose_name), object_id=current.pk,
+                    label=f"{WaitlistEntry._meta.verbose_name} #{current.pk}",
+                    changes=[field_change("status", old_status, current.status)],
+                )
         messages.success(request, f"Removed {removed} waitlist entries.")
 
 

@@ -17,7 +17,7 @@ from django.core.exceptions import RequestDataTooBig
 from django.db import OperationalError
 from django.http import Http404, HttpRequest, HttpResponse
 from ninja import NinjaAPI, P, Schema, Status
-from ninja.errors import HttpError
+from ninja.errors import HttpError, Throttled
 from ninja.errors import ValidationError as NinjaValidationError
 from ninja.params import HeaderEx
 from pydantic import BaseModel, ConfigDict, Field
@@ -28,6 +28,7 @@ from booking.models import Appointment
 from booking.selectors import business_zone, services_list, slots_search
 from booking.services import appointment_book, customer_details_clean
 from booking.tokens import manage_url_for
+from smartscheduler import ratelimits
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +44,8 @@ api = NinjaAPI(
     openapi_url="/schema",
     docs_url=None,
     urls_namespace="booking_api",
+    # Per address and business; an operation's own throttle list replaces this one.
+    throttle=[ratelimits.Throttle("api_ip")],
 )
 
 
@@ -84,6 +87,12 @@ def _api_error(request: HttpRequest, exc: ApiError) -> HttpResponse:
 @api.exception_handler(NinjaValidationError)
 def _ninja_validation_error(request: HttpRequest, exc: NinjaValidationError) -> HttpResponse:
     return _error(request, 422, "invalid_input", _validation_detail(exc.errors))
+
+
+@api.exception_handler(Throttled)
+def _rate_limited(request: HttpRequest, exc: Throttled) -> HttpResponse:
+    # Ninja adds Retry-After from the throttle's wait().
+    return _error(request, 429, ratelimits.RATE_LIMITED, ratelimits.DEFAULT_DETAIL)
 
 
 @api.exception_handler(HttpError)
@@ -168,7 +177,7 @@ class AppointmentOut(Schema):
     manage_url: str = Field(description="Signed link to view, move or cancel the appointment.")
 
 
-_ERRORS: dict[int, type[Schema]] = dict.fromkeys((400, 404, 422, 503), ErrorOut)
+_ERRORS: dict[int, type[Schema]] = dict.fromkeys((400, 404, 422, 429, 503), ErrorOut)
 
 
 # --- endpoints ----------------------------------------------------------------------------
@@ -239,7 +248,8 @@ def _json_object(request: HttpRequest) -> dict[str, Any]:
         raise too_large
     try:
         data = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):
+        # 16 KB of "[[[[..." nests deeper than the decoder's recursion limit.
         raise ApiError(400, "bad_json", "The body must be a JSON object.") from None
     if not isinstance(data, dict):
         raise ApiError(400, "bad_json", "The body must be a JSON object.")
@@ -248,6 +258,9 @@ def _json_object(request: HttpRequest) -> dict[str, Any]:
 
 def _parse_start(value: str) -> datetime:
     try:
+        # fromisoformat's C parser stops at a NUL and would accept "...-05:00\x00".
+        if not (value.isascii() and value.isprintable()):
+            raise ValueError(value)
         start = datetime.fromisoformat(value)
     except ValueError:
         raise InvalidInput("start", "Not an ISO 8601 date and time.") from None
@@ -267,6 +280,7 @@ def _parse_start(value: str) -> datetime:
         "the same key with the same body returns the same appointment."
     ),
     tags=["booking"],
+    throttle=[ratelimits.Throttle("api_ip"), ratelimits.Throttle("api_booking_ip")],
     openapi_extra={
         "requestBody": {
             "required": True,

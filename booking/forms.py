@@ -33,7 +33,11 @@ PARTS_OF_DAY = [
 def parse_start(value: str) -> datetime | None:
     """An aware datetime from an ISO 8601 string with offset, else None."""
     try:
-        start = datetime.fromisoformat(value.strip())
+        text = value.strip()
+        # fromisoformat's C parser stops at a NUL and would accept "...-05:00\x00".
+        if not (text.isascii() and text.isprintable()):
+            return None
+        start = datetime.fromisoformat(text)
     except (AttributeError, ValueError):
         return None
     if start.utcoffset() is None or not EARLIEST_YEAR <= start.year <= LATEST_YEAR:

@@ -5,7 +5,8 @@ waitlist all book, cancel and move appointments through these functions. Each
 write validates its inputs first, then runs one short durable transaction on
 the tenant's database (on SQLite BEGIN IMMEDIATE: the write lock is held from
 the first statement, so the availability re-check and the insert cannot
-interleave with another booking). The customer's messages for the change
+interleave with another booking; on PostgreSQL a row lock on each staff member
+the write may book does that). The customer's messages for the change
 (confirmation, reminders, notices) are recorded in that same transaction, so a
 committed booking never lacks them; their delivery tasks and the
 ``booking.signals.appointment_changed`` announcement follow only after commit.
@@ -25,7 +26,7 @@ from datetime import UTC, datetime, timedelta
 
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
-from django.db import IntegrityError
+from django.db import IntegrityError, connections
 from django.utils import timezone
 
 from billing.entitlements import appointment_limit, ensure_can_book
@@ -47,7 +48,7 @@ from booking.errors import (
     TooSoon,
     entitlement_errors,
 )
-from booking.models import MAX_BLOCK, Appointment, BusinessProfile, Customer, Service
+from booking.models import MAX_BLOCK, Appointment, BusinessProfile, Customer, Service, StaffMember
 from booking.phones import phone_normalize
 from booking.selectors import (
     EARLIEST_YEAR,
@@ -60,7 +61,7 @@ from booking.selectors import (
     service_get,
     staff_get,
 )
-from tenants.context import current_tenant, on_tenant_commit, tenant_atomic
+from tenants.context import current_alias, current_tenant, on_tenant_commit, tenant_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -154,6 +155,28 @@ def _locked_profile() -> BusinessProfile:
     # and the slot check); SQLite ignores it and relies on BEGIN IMMEDIATE.
     profile = BusinessProfile.objects.select_for_update().order_by("pk").first()
     return profile if profile is not None else profile_get()
+
+
+def _lock_calendars(*, service: Service, staff_id: int | None, also: int | None = None) -> None:
+    """Row-lock every staff member whose calendar this write may fill, until commit.
+
+    PostgreSQL's guard against double booking: a competing write for the same
+    person waits here, then re-checks availability against what the winner
+    committed (READ COMMITTED reads afresh per statement). ``staff_id=None``
+    locks everyone offering the service (plus ``also``), in pk order so two
+    such writes never wait on each other in a cycle. SQLite has no row locks
+    and needs none: BEGIN IMMEDIATE already holds the whole database.
+    """
+    if not connections[current_alias()].features.has_select_for_update:
+        return
+    if staff_id is not None:
+        ids = {staff_id}
+    else:
+        ids = set(service.staff.values_list("pk", flat=True))
+        if also is not None:
+            ids.add(also)
+    locked = StaffMember.objects.select_for_update().filter(pk__in=ids).order_by("pk")
+    list(locked.values_list("pk", flat=True))
 
 
 _REASON_ERRORS: dict[Unavailable, type[BookingError]] = {
@@ -336,11 +359,12 @@ def appointment_book(
     try:
         with tenant_atomic(durable=True):
             frozen_now = now or timezone.now()
+            # Locked first: on PostgreSQL a retry racing its original then sees it and replays.
+            profile = _locked_profile()
             if idempotency_key is not None:
                 existing = Appointment.objects.filter(idempotency_key=idempotency_key).first()
                 if existing is not None:
                     return _replay(existing, fingerprint)
-            profile = _locked_profile()
             tenant = current_tenant()
             # Counted inside the write transaction so two bookings cannot both take
             # the last one of the month. Cancelled appointments do not count.
@@ -355,6 +379,7 @@ def appointment_book(
                 raise InvalidInput("service", "No such service.")
             if staff_id is not None and staff_get(staff_id) is None:
                 raise InvalidInput("staff", "No such staff member.")
+            _lock_calendars(service=service, staff_id=staff_id)
             check = _slot_check(
                 profile=profile, service=service, start=start, staff_id=staff_id, now=frozen_now
             )
@@ -457,6 +482,8 @@ def appointment_reschedule(
         if staff_id is not None and staff_get(staff_id) is None:
             raise InvalidInput("staff", "No such staff member.")
         service = current.service
+        # Without a staff member named: the current one, else anyone offering the service.
+        _lock_calendars(service=service, staff_id=staff_id, also=current.staff_id)
         check = _slot_check(
             profile=profile, service=service, start=new_start,
             staff_id=staff_id if staff_id is not None else current.staff_id,

@@ -55,6 +55,7 @@ from booking.models import Appointment, BusinessProfile, Service, StaffMember
 from booking.selectors import business_zone, profile_get, services_list, slots_search, staff_list
 from booking.services import appointment_book, appointment_cancel, appointment_reschedule
 from booking.tokens import appointment_from_manage_token, manage_token_for
+from smartscheduler import ratelimits
 from tenants.context import current_tenant
 
 logger = logging.getLogger(__name__)
@@ -63,6 +64,10 @@ logger = logging.getLogger(__name__)
 WINDOW_DAYS = 14
 SLOT_TAKEN_MESSAGE = "That time was just taken, please pick another."
 BUSY_MESSAGE = "We are very busy right now; please try again in a moment."
+
+# Per address and business: every page shown, and a tighter count of forms sent.
+page_limit = ratelimits.limit("booking_page_ip", ratelimits.tenant_ip_key)
+submit_limit = ratelimits.limit("booking_submit_ip", ratelimits.tenant_ip_key, method="POST")
 
 
 # --- page furniture -------------------------------------------------------------------
@@ -295,6 +300,7 @@ def _book_url(service: Service, staff: StaffMember | None) -> Callable[[str], st
 
 
 @require_GET
+@page_limit
 def booking_page(request: HttpRequest, slug: str) -> HttpResponse:
     context, status = _page_context(request.GET)
     return _render(request, "booking/page.html", context, status=status)
@@ -364,6 +370,8 @@ def _call_us() -> str:
 
 
 @require_http_methods(["GET", "POST"])
+@page_limit
+@submit_limit
 def booking_details(request: HttpRequest, slug: str) -> HttpResponse:
     if request.method == "POST":
         return _booking_submit(request)
@@ -482,6 +490,8 @@ def booking_manage(request: HttpRequest, slug: str, token: str) -> HttpResponse:
 
 @require_http_methods(["GET", "POST"])
 @never_cache
+@page_limit
+@submit_limit
 def booking_cancel(request: HttpRequest, slug: str, token: str) -> HttpResponse:
     appointment = appointment_from_manage_token(token)
     if appointment is None:
@@ -515,6 +525,8 @@ def _too_late(exc: TooLateToCancel) -> str:
 
 @require_http_methods(["GET", "POST"])
 @never_cache
+@page_limit
+@submit_limit
 def booking_reschedule(request: HttpRequest, slug: str, token: str) -> HttpResponse:
     appointment = appointment_from_manage_token(token)
     if appointment is None:
@@ -639,6 +651,8 @@ def _waitlist_windows(*, weekdays: list[int], part: str, first: date | None
 
 
 @require_POST
+@page_limit
+@submit_limit
 def booking_waitlist_join(request: HttpRequest, slug: str) -> HttpResponse:
     form = WaitlistForm(request.POST)
     query = {key: request.POST.get(key, "") for key in ("service", "staff", "from")}

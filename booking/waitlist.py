@@ -207,14 +207,20 @@ def waitlist_remove(*, entry: WaitlistEntry) -> WaitlistEntry:
 # --- matching a freed slot ---------------------------------------------------------------
 
 
-def _reload(entry: WaitlistEntry) -> WaitlistEntry:
+def _reload(entry: WaitlistEntry, *, lock: bool = True) -> WaitlistEntry:
+    """The entry as stored; inside a transaction, row-locked on PostgreSQL.
+
+    Offer, expiry and acceptance read the entry's state and then change it;
+    the lock keeps two of them from acting on one state at once (SQLite's
+    IMMEDIATE transactions already serialise them, and ignore the lock).
+    """
     if not isinstance(entry, WaitlistEntry) or entry.pk is None:
         raise InvalidInput("entry", "Not a saved waitlist entry.")
-    current = (
-        WaitlistEntry.objects.select_related("customer", "service", "staff", "offered_staff")
-        .filter(pk=entry.pk)
-        .first()
-    )
+    entries = WaitlistEntry.objects.select_related("customer", "service", "staff", "offered_staff")
+    if lock:
+        # Only the entry's own row: FOR UPDATE may not reach the nullable joins.
+        entries = entries.select_for_update(of=("self",))
+    current = entries.filter(pk=entry.pk).first()
     if current is None:
         raise OfferUnavailable("That waitlist entry no longer exists.")
     return current
@@ -418,7 +424,7 @@ def waitlist_accept(
     Raises OfferExpired, OfferUnavailable, or the booking engine's errors.
     """
     now = now or timezone.now()
-    current = _reload(entry)
+    current = _reload(entry, lock=False)
     if current.status == Status.BOOKED and current.appointment_id is not None and (
         offered_start is None or current.offered_start == offered_start
     ):

@@ -8,6 +8,7 @@ secret key and allowed hosts.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -78,9 +79,13 @@ INSTALLED_APPS = [
     "channels",
     "django_tasks",
     "django_tasks_db",
+    "django_tasks_rq",
+    "django_rq",  # its rqworker command runs the tasks when they are queued in Redis
     "djstripe",
+    "django_ratelimit",
     "smartscheduler",
     "tenants",
+    "audit",
     "billing",
     "booking",
     "agent",
@@ -88,8 +93,12 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First, so every log line and every response (even a probe's) carries the id.
+    "smartscheduler.middleware.RequestIdMiddleware",
     "smartscheduler.health.HealthCheckMiddleware",  # before the host check: probes use IPs
     "django.middleware.security.SecurityMiddleware",
+    "smartscheduler.middleware.ResourcePolicyMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -160,22 +169,38 @@ DATABASES = {"default": _control_db}
 DATABASE_ROUTERS = ["tenants.router.TenantRouter"]
 
 TENANT_DB_DIR = Path(env.str("TENANT_DB_DIR", default=str(VAR_DIR / "tenants")))
+# Set, every tenant gets a PostgreSQL database of its own on that server instead
+# of a SQLite file: "{id}" in the database name becomes the tenant's id (32 hex
+# digits), and a name without "{id}" is a prefix (".../ss_tenant" gives
+# "ss_tenant_<id>"). The role needs CREATEDB. See tenants/db.py.
 TENANT_DATABASE_URL = env.str("TENANT_DATABASE_URL", default="")
+if TENANT_DATABASE_URL and not TENANT_DATABASE_URL.startswith(("postgres://", "postgresql://")):
+    raise ImproperlyConfigured("TENANT_DATABASE_URL must be a postgres:// URL.")
 # Apps whose tables live in each tenant's own database, never in ``default``.
-TENANT_APPS = frozenset({"booking", "agent", "voice"})
+TENANT_APPS = frozenset({"audit", "booking", "agent", "voice"})
 
-# Background work (reminders, waitlist offers, notifications). The queue lives
-# in the control plane; every task carries the tenant id it works for.
+# Background work (reminders, waitlist offers, notifications); every task
+# carries the tenant id it works for. The queue lives in the control plane
+# (``manage.py db_worker``), or in Redis when REDIS_URL is set (``manage.py
+# rqworker --with-scheduler``: the scheduler moves delayed jobs such as
+# reminders onto the queue when they are due).
+REDIS_URL = env.str("REDIS_URL", default="")
 TASKS = {
     "default": {
-        "BACKEND": env.str("TASKS_BACKEND", default="django_tasks_db.DatabaseBackend"),
+        "BACKEND": env.str(
+            "TASKS_BACKEND",
+            default=("smartscheduler.rq_tasks.RQBackend" if REDIS_URL
+                     else "django_tasks_db.DatabaseBackend"),
+        ),
         "QUEUES": ["default"],
     }
 }
+# RQ stops a job after DEFAULT_TIMEOUT seconds; the daily backup of every
+# business is the longest job, the others take well under a second.
+RQ_QUEUES = {"default": {"URL": REDIS_URL or "redis://127.0.0.1:6379/0", "DEFAULT_TIMEOUT": 3600}}
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-REDIS_URL = env.str("REDIS_URL", default="")
 if REDIS_URL:
     CACHES = {
         "default": {
@@ -187,12 +212,60 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "prefix": "ss"},
+            # No client-side read timeout: every consumer waits on a blocking
+            # pop (BZPOPMIN, 5 s), and redis-py 8's default 5 s socket timeout
+            # would cut that wait and tear down every idle websocket.
+            "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": None}],
+                       "prefix": "ss"},
         }
     }
+    # django-ratelimit's list of supported caches predates Django's own Redis
+    # backend, whose add (SET NX) and incr (INCRBY) are atomic: its only complaint
+    # is "not officially supported".
+    SILENCED_SYSTEM_CHECKS = ["django_ratelimit.W001"]
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    # Without REDIS_URL one server process answers every request (the embedded
+    # default), so its local memory is the shared cache django-ratelimit asks for.
+    # Several server processes need REDIS_URL, and then the check runs in full.
+    SILENCED_SYSTEM_CHECKS = ["django_ratelimit.E003", "django_ratelimit.W001"]
+
+# Rate limits (smartscheduler/ratelimits.py): django-ratelimit counters in the
+# default cache. Each rate is "count/period" (s, m, h or d, optionally with a
+# multiplier: "30/5m"); RATELIMIT_<NAME> overrides one, e.g. RATELIMIT_SIGNUP_IP=20/h.
+# RATELIMIT_ENABLE=false switches every limit off (load tests from one address).
+# The chat websocket's limits are AGENT_CHAT_RATE_PER_CONNECTION / _PER_IP (per minute).
+RATELIMIT_ENABLE = envbool("RATELIMIT_ENABLE", True)
+RATELIMIT_USE_CACHE = "default"
+_RATELIMIT_DEFAULTS = {
+    "login_ip": "30/5m",  # login attempts per address
+    "login_failures_account": "100/h",  # failed logins per account, then a lockout
+    "password_reset_ip": "20/h",
+    "password_reset_account": "5/h",  # reset emails per address typed in
+    "signup_ip": "10/h",  # each signup provisions a database
+    "api_ip": "300/m",  # public API calls per address and business
+    "api_booking_ip": "60/m",  # API bookings per address and business
+    "booking_page_ip": "120/m",  # booking pages per address and business
+    "booking_submit_ip": "30/m",  # booking-page forms sent per address and business
+    "voice_number": "150/h",  # call webhooks (incoming + turns) per caller and business
+    "sms_number": "60/h",  # text messages per sender and business
+}
+RATELIMITS = {
+    name: env.str(f"RATELIMIT_{name.upper()}", default=default)
+    for name, default in _RATELIMIT_DEFAULTS.items()
+}
+for _name, _rate in RATELIMITS.items():
+    if not re.fullmatch(r"[1-9][0-9]*/[0-9]*[smhd]", _rate):
+        raise ImproperlyConfigured(
+            f"RATELIMIT_{_name.upper()} must look like 30/m or 100/h, not {_rate!r}"
+        )
+# The client's address is REMOTE_ADDR unless RATELIMIT_TRUSTED_PROXIES says how
+# many proxies (load balancers) in front of the app append to X-Forwarded-For;
+# then it is the address the outermost of them saw, and whatever a client wrote
+# into the header itself is ignored. Left at 0, the header is never trusted.
+RATELIMIT_TRUSTED_PROXIES = envint("RATELIMIT_TRUSTED_PROXIES", 0)
+RATELIMIT_IP_META_KEY = "smartscheduler.ratelimits.client_ip"
 
 PASSWORD_HASHERS = [
     "django.contrib.auth.hashers.Argon2PasswordHasher",
@@ -227,6 +300,34 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "strict-origin-when-cross-origin"
 SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
+# Content-Security-Policy (django-csp): nothing by default, then only this
+# site's own files. No inline script or style anywhere: templates load static
+# files. Django's admin change list inlines one fixed <style> block; its hash
+# (checked against Django's template by tests/security/test_headers.py) allows
+# exactly that block. Checkout and the billing portal are Stripe pages reached by
+# redirect after a form post, which form-action also governs. The chat page
+# (agent/views.py) adds its websocket and the owner's sites as frame-ancestors.
+DJANGO_ADMIN_CHANGELIST_STYLE_HASH = "'sha256-blvLUW3UscWqsXGByNOqdBboM+ShWAuugp2mC/wbafU='"
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'none'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'", DJANGO_ADMIN_CHANGELIST_STYLE_HASH],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "manifest-src": ["'self'"],
+        "form-action": ["'self'", "https://checkout.stripe.com", "https://billing.stripe.com"],
+        "base-uri": ["'none'"],
+        "object-src": ["'none'"],
+        "frame-ancestors": ["'none'"],
+    },
+}
+# Everything this site serves stays on this site, except what a view marks
+# otherwise (the widget script, the framed chat page).
+CROSS_ORIGIN_RESOURCE_POLICY = "same-origin"
+# Errors: friendly pages without traces (JSON under /api/), CSRF failures included.
+CSRF_FAILURE_VIEW = "smartscheduler.views.csrf_failure"
 if not DEBUG:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_SSL_REDIRECT = envbool("SECURE_SSL_REDIRECT", True)
@@ -314,11 +415,30 @@ BILLING_SYNC_RETRY_SECONDS = envint("BILLING_SYNC_RETRY_SECONDS", 300)
 BILLING_STRIPE_TIMEOUT_SECONDS = env.float("BILLING_STRIPE_TIMEOUT_SECONDS", default=5.0)
 
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
+# JSON lines by default (one object per record, for the log pipeline); "plain"
+# reads better in a terminal. Every record carries the request id and the tenant
+# id (smartscheduler/logging.py); messages name rows by id, never a customer.
+LOG_FORMAT = env.str("LOG_FORMAT", default="plain" if DEBUG else "json")
+if LOG_FORMAT not in {"json", "plain"}:
+    raise ImproperlyConfigured("LOG_FORMAT must be json or plain.")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"request_context": {"()": "smartscheduler.logging.RequestContextFilter"}},
+    "formatters": {
+        "plain": {
+            "format": "%(asctime)s %(levelname)s %(name)s "
+                      "[request=%(request_id)s tenant=%(tenant_id)s] %(message)s",
+        },
+        "json": {"()": "smartscheduler.logging.JsonLinesFormatter"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": LOG_FORMAT,
+            "filters": ["request_context"],
+        },
+    },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }

@@ -7,6 +7,7 @@ from tenants.dashboard import dashboard_site
 urlpatterns = [
     path("", views.home, name="home"),
     path("healthz", views.healthz, name="healthz"),
+    path("readyz", views.readyz, name="readyz"),
     path("admin/", admin.site.urls),
     path("dashboard/", dashboard_site.urls),
     path("", include("tenants.urls")),
@@ -15,3 +16,8 @@ urlpatterns = [
     path("", include("agent.urls")),
     path("", include("voice.urls")),
 ]
+
+handler400 = "smartscheduler.views.bad_request"
+handler403 = "smartscheduler.views.permission_denied"
+handler404 = "smartscheduler.views.page_not_found"
+handler500 = "smartscheduler.views.server_error"

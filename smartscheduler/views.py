@@ -1,11 +1,17 @@
 from __future__ import annotations
 
+import logging
+
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
+from django.template import loader
+from django.views.decorators.csrf import requires_csrf_token
 from django.views.decorators.http import require_GET
 
 from billing.plans import CHAT, PHONE, PLANS, WAITLIST
+from smartscheduler.health import OK, readiness
+from smartscheduler.logging import request_id_var
 
 FEATURE_LABELS = {
     CHAT: "Chat assistant on your website",
@@ -41,3 +47,71 @@ def healthz(request: HttpRequest) -> HttpResponse:
     except Exception:  # noqa: BLE001 - any failure means "not healthy"
         return JsonResponse({"status": "unavailable"}, status=503)
     return JsonResponse({"status": "ok"})
+
+
+@require_GET
+def readyz(request: HttpRequest) -> HttpResponse:
+    checks = readiness()
+    ready = all(result == OK for result in checks.values())
+    return JsonResponse(
+        {"status": "ok" if ready else "unavailable", "checks": checks},
+        status=200 if ready else 503,
+    )
+
+
+# --- error pages ---------------------------------------------------------------------------
+# Friendly pages that never show a trace; JSON ``{"error", "detail"}`` under /api/.
+# 400 and 500 render without the request's context processors: the failure may
+# lie in what they touch (the session, the database, the host header).
+
+logger = logging.getLogger(__name__)
+
+API_PREFIX = "/api/"
+
+
+def _is_api(request: HttpRequest) -> bool:
+    return request.path_info.startswith(API_PREFIX)
+
+
+def _api_error(code: str, detail: str, status: int) -> JsonResponse:
+    return JsonResponse({"error": code, "detail": detail}, status=status)
+
+
+def _bare_page(template_name: str, status: int) -> HttpResponse:
+    html = loader.render_to_string(template_name, {"request_id": request_id_var.get()})
+    return HttpResponse(html, status=status)
+
+
+def bad_request(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    if _is_api(request):
+        return _api_error("bad_request", "The request could not be understood.", 400)
+    return _bare_page("400.html", 400)
+
+
+@requires_csrf_token
+def permission_denied(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    if _is_api(request):
+        return _api_error("forbidden", "You may not do that.", 403)
+    return render(request, "403.html", status=403)
+
+
+@requires_csrf_token
+def page_not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    if _is_api(request):
+        return _api_error("not_found", "Nothing lives at this address.", 404)
+    return render(request, "404.html", status=404)
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    if _is_api(request):
+        return _api_error("server_error", "Something went wrong on our side; try again.", 500)
+    return _bare_page("500.html", 500)
+
+
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    """A form sent without its token: usually an expired page or blocked cookies."""
+    # The reason names the check that failed, not the user: safe to log, not to show.
+    logger.warning("CSRF check failed: %s", reason)
+    if _is_api(request):
+        return _api_error("csrf_failed", "The request was refused: reload the page and retry.", 403)
+    return render(request, "403_csrf.html", status=403)

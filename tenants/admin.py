@@ -8,8 +8,10 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from audit.models import AuditEntry
+from audit.services import actor_from_request, form_changes
 from tenants.models import Membership, Tenant
-from tenants.services import tenant_set_status
+from tenants.services import tenant_change_record, tenant_set_status
 
 
 class MembershipInline(admin.TabularInline):
@@ -41,11 +43,27 @@ class TenantAdmin(admin.ModelAdmin):
         # Deleting the row would orphan the business's database; cancel it instead.
         return False
 
+    def save_model(self, request: HttpRequest, obj: Tenant, form: Any, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        if not change:
+            return
+        # Plan and status changes get entries of their own in the business's log.
+        by_field = {c["field"]: c for c in form_changes(form)}
+        actor = actor_from_request(request)
+        for field, action in (("plan", AuditEntry.Action.PLAN_CHANGE),
+                              ("status", AuditEntry.Action.STATUS_CHANGE)):
+            if field in by_field:
+                tenant_change_record(tenant=obj, action=action, actor=actor,
+                                     changes=[by_field.pop(field)])
+        if by_field:
+            tenant_change_record(tenant=obj, action=AuditEntry.Action.CHANGE, actor=actor,
+                                 changes=list(by_field.values()))
+
     def _set_status(self, request: HttpRequest, queryset: QuerySet[Tenant], status: str) -> None:
         changed = 0
         for tenant in queryset:
             if tenant.status != status:
-                tenant_set_status(tenant=tenant, status=status)
+                tenant_set_status(tenant=tenant, status=status, actor=actor_from_request(request))
                 changed += 1
         label = Tenant.Status(status).label.lower()
         self.message_user(request, f"{changed} business(es) now {label}.", messages.SUCCESS)

@@ -1,10 +1,10 @@
 """Bringing the template and every tenant database up to date, several at a time.
 
-Migrating a SQLite file is mostly Python work, so threads would queue on the
-GIL: tenants are spread over a pool of forked processes instead. The parent
-reads the tenant list from the control plane and hands each child only
-``(tenant id, slug)``; a child touches nothing but tenant databases, through
-connections it opens itself.
+Migrating a tenant database (a SQLite file, or a PostgreSQL database) is
+mostly Python work, so threads would queue on the GIL: tenants are spread over
+a pool of forked processes instead. The parent reads the tenant list from the
+control plane and hands each child only ``(tenant id, slug)``; a child touches
+nothing but tenant databases, through connections it opens itself.
 
 Most of that Python work is Django computing the model state before and after
 each operation (re-rendering models), which is the same for every tenant at
@@ -27,25 +27,14 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from asgiref.local import Local
-from django.db import connections, transaction
+from django.db import DatabaseError, connections, transaction
 from django.db.migrations.executor import MigrationExecutor
 from django.db.migrations.migration import Migration
 from django.db.migrations.operations.base import Operation
 from django.db.migrations.state import ProjectState
 
-from tenants.db import (
-    TEMPLATE_ALIAS,
-    TenantConnectionHandler,
-    alias_for,
-    template_db_path,
-    tenant_db_path,
-)
-from tenants.provisioning import (
-    ensure_template,
-    pending_migrations,
-    reset_template_cache,
-    tenant_migration_targets,
-)
+from tenants.db import TenantConnectionHandler, alias_for, tenant_db_path, tenants_on_postgres
+from tenants.provisioning import database_exists, template_update, tenant_migration_targets
 
 logger = logging.getLogger(__name__)
 
@@ -83,34 +72,36 @@ def short_reason(exc: BaseException) -> str:
 
 
 def migrate_template() -> int:
-    """Migrate the template (under its file lock); returns how many migrations ran."""
-    handler = cast(TenantConnectionHandler, connections)
-    template_db_path().parent.mkdir(parents=True, exist_ok=True)  # a fresh installation
-    try:
-        pending = len(pending_migrations(TEMPLATE_ALIAS))
-    finally:
-        handler.forget(TEMPLATE_ALIAS)
-    # Forget this process's "already up to date" note: the code may have moved on.
-    reset_template_cache()
-    ensure_template()
-    return pending
+    """Migrate the template (under its lock); returns how many migrations ran."""
+    return template_update()
 
 
 def migrate_tenant(tenant_id: uuid.UUID, slug: str) -> TenantOutcome:
     """Migrate one tenant database; any failure is reported, never raised."""
     handler = cast(TenantConnectionHandler, connections)
     alias = alias_for(tenant_id)
+    on_postgres = tenants_on_postgres()
     # Checked first so a lost file reads as such, not as SQLite's "unable to open".
-    if not tenant_db_path(tenant_id).exists():
+    if not on_postgres and not tenant_db_path(tenant_id).exists():
         return TenantOutcome(tenant_id, slug, error="database file is missing")
     try:
         applied = migrate_tenant_database(alias)
     except Exception as exc:
+        # On PostgreSQL asked only after a failure: one more connection per tenant otherwise.
+        if on_postgres and _known_missing(tenant_id):
+            return TenantOutcome(tenant_id, slug, error="database is missing")
         logger.warning("migrating tenant database %s failed", tenant_id, exc_info=True)
         return TenantOutcome(tenant_id, slug, error=short_reason(exc))
     finally:
         handler.forget(alias)
     return TenantOutcome(tenant_id, slug, applied=applied)
+
+
+def _known_missing(tenant_id: uuid.UUID) -> bool:
+    try:
+        return not database_exists(tenant_id)
+    except DatabaseError:  # the server itself is unreachable: report the original failure
+        return False
 
 
 def migrate_tenant_database(alias: str) -> int:

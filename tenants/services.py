@@ -9,6 +9,8 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils.text import slugify
 
+from audit.models import AuditEntry
+from audit.services import SYSTEM, Actor, audit_record_on_commit, field_change
 from tenants.models import RESERVED_SLUGS, Membership, Plan, Tenant
 from tenants.provisioning import drop_database, provision_database
 
@@ -80,9 +82,25 @@ def suggest_slug(name: str) -> str:
     return candidate
 
 
-def tenant_set_status(*, tenant: Tenant, status: str) -> Tenant:
+def tenant_set_status(*, tenant: Tenant, status: str, actor: Actor = SYSTEM) -> Tenant:
     if status not in Tenant.Status.values:
         raise ValidationError(f"unknown status {status!r}")
+    old_status = tenant.status
     tenant.status = status
     tenant.save(update_fields=["status"])
+    if old_status != status:
+        tenant_change_record(
+            tenant=tenant, action=AuditEntry.Action.STATUS_CHANGE, actor=actor,
+            changes=[field_change("status", old_status, status)],
+        )
     return tenant
+
+
+def tenant_change_record(
+    *, tenant: Tenant, action: str, actor: Actor, changes: list[dict[str, object]]
+) -> None:
+    """A change to the business's control-plane row, in the business's own audit log."""
+    audit_record_on_commit(
+        tenant, action=action, actor=actor, object_type="business", object_id=tenant.pk,
+        label=tenant.name, changes=changes,
+    )

@@ -15,8 +15,10 @@ from django.db import DatabaseError, IntegrityError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse_lazy
+from django.utils.decorators import method_decorator
 from django.views.decorators.http import require_http_methods, require_POST
 
+from smartscheduler import ratelimits
 from tenants.forms import EmailAuthenticationForm, SignupForm
 from tenants.middleware import SESSION_TENANT_KEY
 from tenants.models import Plan
@@ -28,6 +30,10 @@ logger = logging.getLogger(__name__)
 
 
 @require_http_methods(["GET", "POST"])
+@ratelimits.limit(
+    "signup_ip", ratelimits.ip_key, method="POST",
+    detail="Too many sign-ups from your network. Please try again later.",
+)
 def signup(request: HttpRequest) -> HttpResponse:
     if request.user.is_authenticated:
         return redirect("dashboard:index")
@@ -74,12 +80,58 @@ def signup(request: HttpRequest) -> HttpResponse:
     return render(request, "accounts/signup.html", {"form": form})
 
 
+LOCKOUT_MESSAGE = (
+    "Too many failed attempts to log in to this account, so logging in to it is paused "
+    "for a while. You can also reset your password."
+)
+LOGIN_FAILURES = "login_failures_account"
+
+
+@method_decorator(
+    ratelimits.limit("login_ip", ratelimits.ip_key, method="POST",
+                     detail="Too many login attempts from your network."),
+    name="post",
+)
 class LoginView(auth_views.LoginView):
+    """Login by email, with a lockout after too many failed attempts on one account.
+
+    Each attempt is counted against the typed email before the password is
+    checked (so parallel guesses cannot slip past the limit) and handed back
+    when it succeeds: only failures use up the allowance. The lockout answer is
+    the same whether or not the account exists.
+    """
+
     authentication_form = EmailAuthenticationForm
     template_name = "accounts/login.html"
     redirect_authenticated_user = True
 
+    def post(self, request: HttpRequest, *args: str, **kwargs: str) -> HttpResponse:
+        account = ratelimits.account_key(request.POST.get("username", ""))
+        attempt = ratelimits.usage(request, LOGIN_FAILURES, account)
+        if attempt.limited:
+            return ratelimits.too_many_requests(
+                request, retry_after=attempt.retry_after, detail=LOCKOUT_MESSAGE
+            )
+        response = super().post(request, *args, **kwargs)
+        if request.user.is_authenticated:
+            ratelimits.release(LOGIN_FAILURES, account)
+        return response
 
+
+def _reset_account_key(group: str, request: HttpRequest) -> str:
+    return ratelimits.account_key(request.POST.get("email", ""))
+
+
+@method_decorator(
+    ratelimits.limit("password_reset_ip", ratelimits.ip_key, method="POST",
+                     detail="Too many password resets from your network."),
+    name="post",
+)
+@method_decorator(
+    ratelimits.limit("password_reset_account", _reset_account_key, method="POST",
+                     detail="Too many password resets for this email address."),
+    name="post",
+)
 class PasswordResetView(auth_views.PasswordResetView):
     template_name = "accounts/password_reset_form.html"
     email_template_name = "accounts/password_reset_email.txt"

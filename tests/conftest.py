@@ -1,9 +1,11 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pytest
+from django.core.cache import caches
+from django.core.cache.backends.locmem import LocMemCache
 
 from tenants.models import Tenant
 from tenants.services import tenant_create
@@ -11,6 +13,21 @@ from tenants.services import tenant_create
 _counter = itertools.count(1)
 
 MakeTenant = Callable[..., Tenant]
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache() -> Iterator[None]:
+    """Each test starts with empty rate-limit windows.
+
+    The counters live in the process's memory cache, and many tests run at the
+    same frozen instant: without this one test's logins or sign-ups would count
+    against the next. A Redis cache (REDIS_URL set) is shared with other
+    processes and is never flushed from here.
+    """
+    cache = caches["default"]
+    if isinstance(cache, LocMemCache):
+        cache.clear()
+    yield
 
 
 @pytest.fixture

@@ -99,12 +99,20 @@ def wait_until_healthy(url: str, server: subprocess.Popen[bytes], log: Path) -> 
 
 
 def prepare(env: dict[str, str], *, collectstatic: bool = False) -> None:
-    """Create the control-plane tables (and static files) the server will use."""
-    commands = [["migrate", "--verbosity", "0"]]
+    """Create the control-plane tables (and static files) the server will use.
+
+    The tables come from the models, as in the test settings: rendering
+    dj-stripe's long migration history costs a minute or more per server. The
+    server itself then runs with the production settings on them.
+    """
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "--run-syncdb", "--verbosity", "0"],
+        cwd=REPO, env=dict(env, DJANGO_SETTINGS_MODULE="smartscheduler.settings_test"),
+        check=True,
+    )
     if collectstatic:
-        commands.append(["collectstatic", "--noinput", "--verbosity", "0"])
-    for command in commands:
-        subprocess.run([sys.executable, "manage.py", *command], cwd=REPO, env=env, check=True)
+        subprocess.run([sys.executable, "manage.py", "collectstatic", "--noinput",
+                        "--verbosity", "0"], cwd=REPO, env=env, check=True)
 
 
 def start_daphne(sock: socket.socket, env: dict[str, str], log_path: Path
@@ -112,7 +120,9 @@ def start_daphne(sock: socket.socket, env: dict[str, str], log_path: Path
     """Start daphne on an inherited listening socket; the caller closes its copy."""
     with open(log_path, "ab") as log:
         return subprocess.Popen(
-            [sys.executable, "-m", "daphne", "--fd", str(sock.fileno()),
+            # -v 0: no access log of daphne's own; it would print manage-link
+            # tokens in paths (the app logs each request without them).
+            [sys.executable, "-m", "daphne", "-v", "0", "--fd", str(sock.fileno()),
              "smartscheduler.asgi:application"],
             cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, pass_fds=[sock.fileno()],
         )

@@ -17,11 +17,14 @@ import yaml
 from django.core.management import get_commands
 from django.test import Client
 
+from smartscheduler.serve import RQ_WORKER_COMMAND
+
 ROOT = Path(__file__).resolve().parent.parent
 WORKFLOW = ROOT / ".github" / "workflows" / "deploy.yml"
 SSM_ARN_PREFIX = "arn:aws:ssm:${AWS_REGION}:${AWS_ACCOUNT_ID}:parameter${SSM_PREFIX}/"
 SETTINGS_SOURCE = (ROOT / "smartscheduler" / "settings.py").read_text()
 SECRET_NAME = re.compile(r"SECRET|PASSWORD|TOKEN|API_KEY|DATABASE_URL|REDIS_URL|EMAIL_URL")
+RQ_WORKER = ["python", "manage.py", *RQ_WORKER_COMMAND.split()]
 INTERPOLATION_ONLY = re.compile(r"^\$\{[A-Z_]+(:?[-?][^}]*)?\}$")
 
 
@@ -112,7 +115,8 @@ def test_compose_backends_and_web_have_healthchecks() -> None:
 
 def test_compose_worker_and_web_commands() -> None:
     services = _services()
-    assert services["worker"]["command"] == ["python", "manage.py", "db_worker", "--no-reload"]
+    # REDIS_URL is set, so the tasks are queued in Redis; the scheduler runs delayed ones.
+    assert services["worker"]["command"] == RQ_WORKER
     # The web containers keep the image's daphne command.
     assert "command" not in services["app1"] and "command" not in services["app2"]
     assert services["app1"]["ports"] == ["8000:8000"]
@@ -210,7 +214,7 @@ def test_task_definition_has_web_and_worker_on_one_image_with_efs() -> None:
     assert web["portMappings"][0]["containerPort"] == 8000
     assert "/healthz" in _command_text(web["healthCheck"]["command"])
     assert "daphne" in _command_text(web["command"])
-    assert worker["command"] == ["python", "manage.py", "db_worker", "--no-reload"]
+    assert worker["command"] == RQ_WORKER
     (volume,) = task["volumes"]
     assert volume["efsVolumeConfiguration"]["transitEncryption"] == "ENABLED"
     for container in (web, worker):
@@ -318,7 +322,7 @@ def test_commands_named_in_deploy_files_exist() -> None:
     for text in texts:
         for match in re.finditer(r"manage\.py[\"', ]+([a-z_]+)", text):
             named.add(match.group(1))
-    assert {"migrate", "migrate_tenants", "db_worker", "backup_tenant"} <= named
+    assert {"migrate", "migrate_tenants", "db_worker", "rqworker", "backup_tenant"} <= named
     assert sorted(named - set(commands)) == []
 
 

@@ -28,7 +28,7 @@ from booking.selectors import business_region, profile_get, services_list
 from tenants.models import Tenant
 from voice import services
 from voice.models import Call
-from voice.webhooks import twilio_webhook
+from voice.webhooks import per_caller, twilio_webhook
 
 LANGUAGE = "en-US"
 # Carriers' and Twilio's opt-out words: Twilio answers them itself; we stay silent.
@@ -128,6 +128,7 @@ def _voice_allowed(tenant: Tenant) -> bool:
 
 
 @twilio_webhook
+@per_caller("voice_number")
 def incoming(request: HttpRequest, tenant: Tenant) -> HttpResponse:
     call_sid = request.POST.get("CallSid", "")
     caller, called = _caller(request), request.POST.get("To", "")
@@ -151,6 +152,7 @@ def incoming(request: HttpRequest, tenant: Tenant) -> HttpResponse:
 
 
 @twilio_webhook
+@per_caller("voice_number")
 def turn(request: HttpRequest, tenant: Tenant) -> HttpResponse:
     call = services.call_get(request.POST.get("CallSid", ""))
     if call is None or call.conversation is None:
@@ -251,6 +253,7 @@ def status(request: HttpRequest, tenant: Tenant) -> HttpResponse:
 
 
 @twilio_webhook
+@per_caller("sms_number")
 def sms(request: HttpRequest, tenant: Tenant) -> HttpResponse:
     response = MessagingResponse()
     body = request.POST.get("Body", "").strip()

@@ -18,6 +18,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseForbidden, HttpRe
 from django.views.decorators.csrf import csrf_exempt
 from twilio.request_validator import RequestValidator
 
+from smartscheduler import ratelimits
 from tenants.context import tenant_context
 from tenants.models import Tenant
 
@@ -77,3 +78,25 @@ def twilio_webhook(view: TwilioView) -> Callable[..., HttpResponse]:
             return view(request, tenant)
 
     return wrapper
+
+
+def per_caller(limit_name: str) -> Callable[[TwilioView], TwilioView]:
+    """Limit a webhook per calling number (``From``) and business.
+
+    Goes under ``twilio_webhook``, so it counts only requests whose signature
+    was proven: an unsigned request is refused whatever number it claims.
+    """
+
+    def decorate(view: TwilioView) -> TwilioView:
+        @wraps(view)
+        def limited(request: HttpRequest, tenant: Tenant) -> HttpResponse:
+            key = f"{tenant.pk.hex}:{request.POST.get('From', '')}"
+            counted = ratelimits.usage(request, limit_name, key)
+            if counted.limited:
+                logger.warning("rate limited a %s webhook for business %s", limit_name, tenant.pk)
+                return ratelimits.too_many_requests(request, retry_after=counted.retry_after)
+            return view(request, tenant)
+
+        return limited
+
+    return decorate

@@ -6,9 +6,10 @@ never touch the test database and need no ``db`` fixture. Chromium treats
 http://127.0.0.1 as a secure context, so the Secure session and CSRF cookies of
 the production settings work over plain HTTP; no settings override is needed.
 
-One server serves the whole session: each test uses its own business slugs and
-emails. ``e2e_server.manage(...)`` runs a management command (seed data, a
-superuser) against the server's databases.
+One server serves the whole session (and then one scale-out topology, see
+``e2e_server``): each test uses its own business slugs and emails.
+``e2e_server.manage(...)`` runs a management command (seed data, a superuser)
+against the server's databases.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any
 import pytest
 
 from tests.live_server import REPO, LiveServer, live_server
+from tests.scaleout.topology import scaleout_topology
 
 ARTIFACTS = REPO / "test-artifacts"
 CHROMIUM = Path(os.environ.get("E2E_CHROMIUM", "/usr/bin/chromium"))
@@ -38,13 +40,25 @@ CHROMIUM_ARGS = [
 E2EServer = LiveServer
 
 
-@pytest.fixture(scope="session")
-def e2e_server() -> Iterator[E2EServer]:
-    with live_server("ss-e2e-", collectstatic=True) as server:
-        yield server
+@pytest.fixture(scope="session", params=["embedded", "scaleout"])
+def e2e_server(request: pytest.FixtureRequest) -> Iterator[E2EServer]:
+    """Every browser test runs twice: on the embedded default (one process, SQLite,
+    in-memory channel layer and cache, tasks in the database) and on the scale-out
+    topology (two processes, PostgreSQL for the control plane and every business,
+    Redis, an RQ worker), through process A."""
+    if request.param == "embedded":
+        with live_server("ss-e2e-", collectstatic=True) as server:
+            yield server
+    else:
+        with scaleout_topology("ss-e2e-scaleout-", collectstatic=True,
+                               postgres_tenants=True) as topology:
+            yield topology.a
 
 
-@pytest.fixture(scope="session")
+# Per module, not per session: Playwright's sync API leaves its event loop set
+# as the thread's running loop while it is open, and every async test that runs
+# after it (pytest-asyncio) would then fail to start its own.
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     if not CHROMIUM.exists():
         pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (`make browser`).")

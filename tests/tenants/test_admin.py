@@ -308,6 +308,24 @@ def test_platform_console_refuses_non_superusers(client: Client, alpha: Tenant) 
         assert response["Location"].startswith("/admin/login/")
 
 
+def test_platform_console_signs_in_only_through_the_throttled_login(
+    client: Client, alpha: Tenant
+) -> None:
+    # Admin's own form would bypass the login rate limits and the account lockout.
+    User.objects.create_superuser("boss@example.com", "boss@example.com", "long-secret-pass-9")
+    response = client.get("/admin/login/?next=/admin/tenants/tenant/")
+    assert response.status_code == 302
+    assert response["Location"] == "/login/?next=/admin/tenants/tenant/"
+    response = client.post("/admin/login/", {"username": "boss@example.com",
+                                             "password": "long-secret-pass-9"})
+    assert response.status_code == 302
+    assert response["Location"].startswith("/login/")
+    assert "_auth_user_id" not in client.session
+
+    client.force_login(owner_of(alpha))
+    assert client.get("/admin/login/").status_code == 403
+
+
 def test_platform_console_lists_every_business(
     client: Client, superuser: User, alpha: Tenant, beta: Tenant
 ) -> None:

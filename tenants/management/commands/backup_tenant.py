@@ -1,4 +1,4 @@
-"""Back up one business's database, or every business's, as checked SQLite copies."""
+"""Back up one business's database, or every business's, as checked copies."""
 
 from __future__ import annotations
 
@@ -6,15 +6,16 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from tenants.db import tenant_db_path
 from tenants.lifecycle import DEFAULT_KEEP, LifecycleError, tenant_backup, tenant_find
 from tenants.models import Tenant
+from tenants.provisioning import database_exists
 
 
 class Command(BaseCommand):
     help = (
         "Copies a business's database (online, while it keeps taking bookings) into "
-        "<dest>/<tenant id>/<UTC timestamp>.sqlite3 and checks the copy."
+        "<dest>/<tenant id>/<UTC timestamp>.sqlite3 (.dump, from pg_dump, for businesses "
+        "on PostgreSQL) and checks the copy."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -48,7 +49,7 @@ class Command(BaseCommand):
     def _backup_all(self, *, dest: str | None, keep: int) -> None:
         failed = 0
         for tenant in Tenant.objects.order_by("slug"):
-            if tenant.status == Tenant.Status.CANCELLED and not tenant_db_path(tenant.id).exists():
+            if tenant.status == Tenant.Status.CANCELLED and not database_exists(tenant.id):
                 # A deleted business: nothing left to back up.
                 self.stdout.write(f"{tenant.slug} ... skipped (no database)")
                 continue

@@ -19,7 +19,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("slug", help="The business's slug (or id)")
         parser.add_argument("--from", dest="source", required=True, metavar="FILE",
-                            help="The backup file (.sqlite3)")
+                            help="The backup file (.sqlite3, or .dump on PostgreSQL)")
         parser.add_argument("--yes", action="store_true",
                             help="Confirm replacing the live database")
 
