@@ -23,6 +23,8 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.utils import ConnectionHandler, load_backend
 from django.utils.connection import ConnectionDoesNotExist
 
+# SQLite with reusable idle connections (see tenants/sqlite_backend/base.py).
+SQLITE_ENGINE = "tenants.sqlite_backend"
 TENANT_ALIAS_PREFIX = "tenant_"
 TEMPLATE_ALIAS = "tenant_template"
 TEMPLATE_FILENAME = "_template.sqlite3"
@@ -63,7 +65,7 @@ def _sqlite_settings(name: str) -> dict[str, Any]:
     # Every key Django's ConnectionHandler.configure_settings would fill in:
     # Django only fills defaults for aliases present at start-up.
     return {
-        "ENGINE": "django.db.backends.sqlite3",
+        "ENGINE": SQLITE_ENGINE,
         "NAME": name,
         "USER": "",
         "PASSWORD": "",
@@ -158,6 +160,11 @@ class TenantConnectionHandler(ConnectionHandler):
             conn.close()
             delattr(self._connections, alias)
         self._open_tenant_aliases().discard(alias)
+        from tenants.sqlite_backend.base import pool
+
+        # The process keeps idle connections for reuse; a file about to be
+        # deleted or replaced must not keep any.
+        pool.discard(settings_for_alias(alias)["NAME"])
 
 
 def install() -> None:
