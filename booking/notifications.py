@@ -69,7 +69,7 @@ def _enqueue_deliveries(notifications: list[Notification]) -> None:
     if not notifications:
         return
     # Imported here: the task module imports this one to run deliveries.
-    from booking.tasks import send_notification
+    from booking.tasks import enqueue_deliveries, send_notification
 
     tenant_id = str(current_tenant().pk)
     jobs = [(notification.pk, notification.scheduled_for) for notification in notifications]
@@ -77,12 +77,20 @@ def _enqueue_deliveries(notifications: list[Notification]) -> None:
     def enqueue() -> None:
         # The rows are committed either way and stay scheduled; a queue outage
         # must not undo the caller's booking, so it is logged for the operator.
-        for notification_id, run_after in jobs:
-            try:
+        try:
+            if len(jobs) == 1:
+                notification_id, run_after = jobs[0]
                 send_notification.using(run_after=run_after).enqueue(tenant_id, notification_id)
-            except Exception:
-                logger.exception("could not enqueue delivery of notification %s",
-                                 notification_id)
+            else:
+                # A booking records a confirmation and its reminders together:
+                # one job on the queue, which enqueues each delivery for its own
+                # time, instead of one queue write per message on the request.
+                enqueue_deliveries.enqueue(
+                    tenant_id, [[pk, when.isoformat()] for pk, when in jobs]
+                )
+        except Exception:
+            logger.exception("could not enqueue delivery of notifications %s",
+                             [pk for pk, _ in jobs])
 
     on_tenant_commit(enqueue)
 
@@ -105,11 +113,13 @@ class _Message:
     for_start: datetime | None = None
 
 
-def _schedule_many(messages: list[_Message]) -> list[Notification]:
+def _schedule_many(messages: list[_Message], *, fresh: bool = False) -> list[Notification]:
     """Record messages (one row each, bulk-inserted) and enqueue their deliveries after commit.
 
     A message whose ``dedupe_key`` already has a row keeps that row and sends
-    nothing more, unless the row was skipped: then it is due again.
+    nothing more, unless the row was skipped: then it is due again. ``fresh``
+    says no row can exist yet (the keys name an appointment written in this
+    very transaction), which saves the lookup; the unique key still guards it.
     """
     if not messages:
         return []
@@ -118,8 +128,10 @@ def _schedule_many(messages: list[_Message]) -> list[Notification]:
             raise ValueError(
                 f"unknown notification kind/channel {message.kind!r}/{message.channel!r}"
             )
-    with tenant_atomic():
-        existing = Notification.objects.in_bulk(
+    # No savepoint: these rows belong to the caller's transaction, and a
+    # failure here must fail it as a whole.
+    with tenant_atomic(savepoint=False):
+        existing = {} if fresh else Notification.objects.in_bulk(
             [message.dedupe_key for message in messages], field_name="dedupe_key"
         )
         result: dict[str, Notification] = {}
@@ -212,8 +224,9 @@ def _notify_customer(
     ))
 
 
-def _reminder_messages(appointment: Appointment, *, now: datetime) -> list[_Message]:
-    offsets = profile_get().reminder_offsets_minutes or []
+def _reminder_messages(appointment: Appointment, *, now: datetime,
+                       profile: BusinessProfile | None = None) -> list[_Message]:
+    offsets = (profile or profile_get()).reminder_offsets_minutes or []
     messages: list[_Message] = []
     for offset in sorted({o for o in offsets if isinstance(o, int) and o > 0}, reverse=True):
         when = appointment.start - timedelta(minutes=offset)
@@ -253,6 +266,8 @@ def appointment_change_record(
     change: str,
     previous_start: datetime | None = None,
     now: datetime | None = None,
+    profile: BusinessProfile | None = None,
+    created: bool = False,
 ) -> list[Notification]:
     """Record the messages one change of an appointment calls for, in the caller's transaction.
 
@@ -265,18 +280,20 @@ def appointment_change_record(
     waitlist books it and says so itself, plus reminders), cancelled (notice,
     pending reminders dropped), rescheduled (notice with the new time, old
     reminders dropped, new ones scheduled), no_show (pending reminders
-    dropped). Other kinds send nothing.
+    dropped). Other kinds send nothing. ``profile`` spares a re-read when the
+    caller holds it; ``created`` says the appointment was inserted in this
+    transaction, so none of its messages can be recorded yet.
     """
     now = now or timezone.now()
     messages: list[_Message] = []
-    with tenant_atomic():
+    with tenant_atomic(savepoint=False):
         if change == signals.BOOKED and appointment.status == Appointment.Status.BOOKED:
             if appointment.channel != Appointment.Channel.WAITLIST:
                 messages += _customer_messages(
                     appointment, kind=Kind.CONFIRMATION, now=now,
                     key=f"confirmation:{appointment.pk}",
                 )
-            messages += _reminder_messages(appointment, now=now)
+            messages += _reminder_messages(appointment, now=now, profile=profile)
         elif change == signals.CANCELLED:
             reminders_skip(appointment=appointment, reason="appointment cancelled")
             if appointment.start > now:
@@ -293,10 +310,10 @@ def appointment_change_record(
                     appointment, kind=Kind.RESCHEDULE, now=now,
                     key=f"reschedule:{appointment.pk}:{moved_from}:{_stamp(appointment.start)}",
                 )
-                messages += _reminder_messages(appointment, now=now)
+                messages += _reminder_messages(appointment, now=now, profile=profile)
         elif change == signals.NO_SHOW:
             reminders_skip(appointment=appointment, reason="marked no-show")
-        return _schedule_many(messages)
+        return _schedule_many(messages, fresh=created and change == signals.BOOKED)
 
 
 def waitlist_offer_notify(*, entry: WaitlistEntry, now: datetime | None = None

@@ -174,12 +174,14 @@ def engine_data(
     Staff are the active members offering ``service`` (or just ``staff_id``, or
     those of ``staff_ids``); an explicitly named member who does not offer it is
     still loaded, with no service, so the engine can say "not offered".
-    Four queries, whatever the span.
+    Four queries, whatever the span. None is ordered: the engine sorts what it
+    needs, and the models' default orderings would cost a sort (and for the
+    hours a join) in every query.
     """
     offers = StaffMember.services.through.objects.filter(
         staffmember_id=OuterRef("pk"), service_id=service.pk
     )
-    members = StaffMember.objects.filter(active=True).annotate(offers=Exists(offers))
+    members = StaffMember.objects.filter(active=True).annotate(offers=Exists(offers)).order_by()
     if staff_id is not None:
         members = members.filter(pk=staff_id)
     else:
@@ -190,9 +192,9 @@ def engine_data(
     ids = list(offered)
 
     weekly: dict[int, dict[int, list[tuple[time, time]]]] = {i: {} for i in ids}
-    for sid, weekday, start, end in WorkingHours.objects.filter(staff_id__in=ids).values_list(
-        "staff_id", "weekday", "start", "end"
-    ):
+    for sid, weekday, start, end in WorkingHours.objects.filter(
+        staff_id__in=ids
+    ).order_by().values_list("staff_id", "weekday", "start", "end"):
         weekly[sid].setdefault(weekday, []).append((start, end))
     staff = [
         StaffSpec(
@@ -207,6 +209,7 @@ def engine_data(
         availability.Closure(start=start, end=end, staff_id=sid)
         for start, end, sid in Closure.objects.filter(start__lt=span_end, end__gt=span_start)
         .filter(Q(staff__isnull=True) | Q(staff_id__in=ids))
+        .order_by()
         .values_list("start", "end", "staff_id")
     ]
 
@@ -216,7 +219,7 @@ def engine_data(
         block_start__gt=span_start - MAX_BLOCK,
         block_start__lt=span_end,
         block_end__gt=span_start,
-    ).exclude(status=Appointment.Status.CANCELLED)
+    ).exclude(status=Appointment.Status.CANCELLED).order_by()
     if exclude_appointment_id is not None:
         blocks = blocks.exclude(pk=exclude_appointment_id)
     # A search loads hundreds of blocks. Reading their times as text and parsing

@@ -59,7 +59,6 @@ from booking.selectors import (
     engine_data,
     profile_get,
     service_get,
-    staff_get,
 )
 from tenants.context import current_alias, current_tenant, on_tenant_commit, tenant_atomic
 
@@ -198,6 +197,7 @@ def _slot_check(
     staff_id: int | None,
     now: datetime,
     exclude_appointment_id: int | None = None,
+    named_staff_must_exist: bool = False,
 ) -> availability.SlotCheck:
     # check_slot looks at the local day before and after ``start``; three days
     # either side (plus the longest block) covers that in any zone.
@@ -209,6 +209,12 @@ def _slot_check(
         staff_id=staff_id,
         exclude_appointment_id=exclude_appointment_id,
     )
+    # The engine loads a named member only when active: its answer doubles as
+    # the existence check, one query fewer than asking separately.
+    if named_staff_must_exist and staff_id is not None and all(
+        member.id != staff_id for member in data.staff
+    ):
+        raise InvalidInput("staff", "No such staff member.")
     return availability.check_slot(
         tz=data.tz,
         policy=data.policy,
@@ -377,11 +383,10 @@ def appointment_book(
             service = service_get(service_id)
             if service is None:
                 raise InvalidInput("service", "No such service.")
-            if staff_id is not None and staff_get(staff_id) is None:
-                raise InvalidInput("staff", "No such staff member.")
             _lock_calendars(service=service, staff_id=staff_id)
             check = _slot_check(
-                profile=profile, service=service, start=start, staff_id=staff_id, now=frozen_now
+                profile=profile, service=service, start=start, staff_id=staff_id, now=frozen_now,
+                named_staff_must_exist=True,
             )
             if check.slot is None:
                 raise _refusal(check, staff_id=staff_id)
@@ -405,7 +410,7 @@ def appointment_book(
                 notes=notes,
             )
             notifications.appointment_change_record(
-                appointment=appointment, change=signals.BOOKED
+                appointment=appointment, change=signals.BOOKED, profile=profile, created=True
             )
             _announce(signals.BOOKED, appointment)
     except IntegrityError:
@@ -479,8 +484,6 @@ def appointment_reschedule(
         profile = _locked_profile()
         if by_customer and _within_change_notice(current, profile, frozen_now):
             raise TooLateToCancel("It is too late to move this appointment online; please call us.")
-        if staff_id is not None and staff_get(staff_id) is None:
-            raise InvalidInput("staff", "No such staff member.")
         service = current.service
         # Without a staff member named: the current one, else anyone offering the service.
         _lock_calendars(service=service, staff_id=staff_id, also=current.staff_id)
@@ -488,6 +491,7 @@ def appointment_reschedule(
             profile=profile, service=service, start=new_start,
             staff_id=staff_id if staff_id is not None else current.staff_id,
             now=frozen_now, exclude_appointment_id=current.pk,
+            named_staff_must_exist=staff_id is not None,
         )
         if check.slot is None and staff_id is None:
             check = _slot_check(
@@ -503,7 +507,8 @@ def appointment_reschedule(
         current.staff_id = slot.staff_id
         current.save(update_fields=["start", "end", "block_start", "block_end", "staff"])
         notifications.appointment_change_record(
-            appointment=current, change=signals.RESCHEDULED, previous_start=previous_start
+            appointment=current, change=signals.RESCHEDULED, previous_start=previous_start,
+            profile=profile,
         )
         _announce(signals.RESCHEDULED, current, previous_start=previous_start,
                   previous_staff_id=previous_staff_id)

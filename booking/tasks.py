@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
+from typing import Any
 
 from django_tasks import task
 
@@ -47,6 +48,21 @@ def send_notification(tenant_id: str, notification_id: int) -> str:
         if tenant is None:
             return "no tenant"
         return notification_deliver(notification_id=notification_id)
+
+
+@task()
+def enqueue_deliveries(tenant_id: str, jobs: list[list[Any]]) -> str:
+    """Enqueue ``send_notification`` for each ``[notification_id, ISO run_after]``.
+
+    One booking's messages (a confirmation now, reminders later) arrive as one
+    job, so the request writes to the queue once; each delivery then waits for
+    its own time on the queue as usual.
+    """
+    for notification_id, run_after in jobs:
+        send_notification.using(run_after=datetime.fromisoformat(str(run_after))).enqueue(
+            tenant_id, int(notification_id)
+        )
+    return f"{len(jobs)} deliveries enqueued"
 
 
 @task()

@@ -160,6 +160,8 @@ _control_db = env.db_url(
     "DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'control.sqlite3'}"
 )
 if _control_db["ENGINE"] == "django.db.backends.sqlite3":
+    # The same SQLite backend, keeping idle connections for reuse (tenants/sqlite_backend).
+    _control_db["ENGINE"] = "tenants.sqlite_backend"
     _control_db.setdefault("OPTIONS", {}).update(sqlite_options("WAL"))
     # SQLite creates the file but not its folder: a fresh checkout has no var/.
     Path(_control_db["NAME"]).parent.mkdir(parents=True, exist_ok=True)

@@ -56,14 +56,15 @@ def current_alias() -> str:
     return alias_for(current_tenant().pk)
 
 
-def tenant_atomic(*, durable: bool = False) -> transaction.Atomic:
+def tenant_atomic(*, durable: bool = False, savepoint: bool = True) -> transaction.Atomic:
     """A transaction on the current tenant's database.
 
     ``transaction.atomic()`` alone would open it on ``default``; on SQLite the
     tenant alias begins IMMEDIATE, so a check-then-insert inside holds the
-    write lock for the whole block.
+    write lock for the whole block. ``savepoint=False`` joins an enclosing
+    transaction without a savepoint: an error then fails the whole of it.
     """
-    return transaction.atomic(using=current_alias(), durable=durable)
+    return transaction.atomic(using=current_alias(), durable=durable, savepoint=savepoint)
 
 
 def on_tenant_commit(func: Callable[[], object]) -> None:

@@ -35,6 +35,8 @@ from django.db.backends.utils import CursorWrapper
 from django.db.utils import ConnectionHandler, load_backend
 from django.utils.connection import ConnectionDoesNotExist
 
+# SQLite with reusable idle connections (see tenants/sqlite_backend/base.py).
+SQLITE_ENGINE = "tenants.sqlite_backend"
 TENANT_ALIAS_PREFIX = "tenant_"
 TEMPLATE_ALIAS = "tenant_template"
 TEMPLATE_FILENAME = "_template.sqlite3"
@@ -181,7 +183,7 @@ def _sqlite_settings(name: str) -> dict[str, Any]:
     # Every key Django's ConnectionHandler.configure_settings would fill in:
     # Django only fills defaults for aliases present at start-up.
     return {
-        "ENGINE": "django.db.backends.sqlite3",
+        "ENGINE": SQLITE_ENGINE,
         "NAME": name,
         "USER": "",
         "PASSWORD": "",
@@ -292,10 +294,20 @@ class TenantConnectionHandler(ConnectionHandler):
     def forget(self, alias: str) -> None:
         """Close and drop this thread's connection to ``alias`` (e.g. before deleting its file)."""
         conn = getattr(self._connections, alias, None)
+        name: str | None = None
         if conn is not None:
+            name = conn.settings_dict["NAME"]
             conn.close()
             delattr(self._connections, alias)
+        elif is_tenant_alias(alias):
+            name = settings_for_alias(alias)["NAME"]
         self._open_tenant_aliases().discard(alias)
+        if name is not None:
+            from tenants.sqlite_backend.base import pool
+
+            # The process keeps idle SQLite connections for reuse; a file about
+            # to be deleted or replaced must not keep any.
+            pool.discard(name)
 
 
 def install() -> None:
