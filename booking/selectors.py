@@ -263,11 +263,14 @@ def slots_search(
     window: tuple[time, time] | str | None = None,
     now: datetime | None = None,
     any_staff: bool = True,
+    exclude_appointment_id: int | None = None,
 ) -> list[Slot]:
     """Bookable slots for a service whose local start date is in [start_date, end_date].
 
     With any_staff (the default) each start is listed once, with the staff member
     a booking for "anyone" would get; any_staff=False lists every (start, staff).
+    ``exclude_appointment_id`` leaves that appointment out of the busy times: an
+    appointment being moved may move onto times it overlaps itself.
     Raises InvalidInput for an unknown service/staff or a bad date range.
     """
     for field, day in (("start", start_date), ("end", end_date)):
@@ -290,7 +293,7 @@ def slots_search(
     span_end = datetime.combine(end_date + timedelta(days=1), time(), tz) + timedelta(days=1)
     data = engine_data(
         profile=profile, service=service, span_start=span_start, span_end=span_end + MAX_BLOCK,
-        staff_id=staff_id,
+        staff_id=staff_id, exclude_appointment_id=exclude_appointment_id,
     )
     return availability.find_slots(
         tz=data.tz,

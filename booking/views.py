@@ -197,6 +197,7 @@ def _picker(
     chosen: date | None,
     page_url: Callable[[dict[str, object]], str],
     slot_url: Callable[[str], str],
+    moving: Appointment | None = None,
 ) -> Picker:
     """Two weeks of days (those with free times are links) and the chosen day's times.
 
@@ -218,7 +219,8 @@ def _picker(
 
     by_day: dict[date, list[Slot]] = {}
     for slot in slots_search(service_id=service.pk, start_date=start, end_date=end,
-                             staff_id=staff_id, now=now):
+                             staff_id=staff_id, now=now,
+                             exclude_appointment_id=moving.pk if moving else None):
         by_day.setdefault(slot.start.astimezone(tz).date(), []).append(slot)
     if chosen is None and by_day:
         chosen = min(by_day)
@@ -577,6 +579,9 @@ def _reschedule_choices(request: HttpRequest, appointment: Appointment, token: s
                                     query={**fixed, **extra}) + "#step-time",
         slot_url=lambda value: _url("booking_reschedule", token=token,
                                     query={**fixed, "start": value}),
+        # The appointment's own time does not block its move (the move is checked
+        # the same way: appointment_reschedule releases the old slot first).
+        moving=appointment,
     )
     return {
         "picker": picker,

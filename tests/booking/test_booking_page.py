@@ -16,6 +16,7 @@ from icalendar import Calendar
 
 from billing import plans
 from booking.models import Appointment, Customer, WaitlistEntry
+from booking.selectors import slots_search
 from booking.services import appointment_book
 from booking.tokens import manage_path_for
 from tenants.context import tenant_context
@@ -397,6 +398,28 @@ def test_customer_moves_the_appointment_from_the_manage_page(
     assert after.reference == appointment.reference and after.status == "booked"
     page_after = client.get(manage)
     assert "Your appointment is moved to Wednesday 11 March at 2:00 PM EDT" in text(page_after)
+
+
+def test_the_move_picker_offers_times_overlapping_the_appointment_itself(
+    client: Client, biz: Shop
+) -> None:
+    # Cleaning: 60 minutes plus 10 of buffer, and only Ana offers it. Moving it
+    # half an hour later overlaps its own time, which is free for the move.
+    appointment = book(biz, local(*TUESDAY, 9), service="Cleaning")
+    picker = client.get(f"{manage_path(biz, appointment)}reschedule/?date=2026-03-10")
+    assert picker.status_code == 200
+    offered = {parse_qs(urlsplit(unescape(h)).query)["start"][0] for h in hrefs(picker, "slot")}
+    assert local(*TUESDAY, 9, 30).isoformat() in offered
+    # The same time is taken for anyone else.
+    with tenant_context(biz.tenant):
+        assert local(*TUESDAY, 9, 30) not in {
+            slot.start for slot in slots_search(service_id=biz.services["Cleaning"],
+                                                start_date=local(*TUESDAY, 0).date(),
+                                                end_date=local(*TUESDAY, 0).date())}
+    moved = client.post(f"{manage_path(biz, appointment)}reschedule/",
+                        {"start": local(*TUESDAY, 9, 30).isoformat()})
+    assert moved.status_code == 303
+    assert appointments(biz)[0].start == local(*TUESDAY, 9, 30)
 
 
 def test_moving_onto_a_time_just_taken_keeps_the_appointment(
