@@ -21,7 +21,6 @@ the tools' own writes (a booking) commit on their own.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -39,7 +38,7 @@ from agent.providers import HistoryItem, Provider, TurnInput, TurnOutput, provid
 from agent.tools import ToolRunner
 from booking.phones import phone_normalize_or_none
 from booking.selectors import business_region, profile_get
-from tenants.context import current_alias, current_tenant, tenant_atomic
+from tenants.context import current_alias, tenant_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -60,24 +59,17 @@ class TurnResult:
 
 # --- writing ------------------------------------------------------------------------
 
-# Conversation writes of one business queue on a lock of this process before
-# taking the database's write lock. SQLite makes a blocked writer poll, sleeping
-# up to 100 ms between tries, so with many chats at once the lock sat idle while
-# writers slept; a thread waiting here wakes the moment the previous one is done.
-# Businesses share the locks by hash: a stripe is held for one short transaction.
-_WRITE_LOCKS = tuple(threading.Lock() for _ in range(64))
-
-
 @contextmanager
 def _conversation_write() -> Iterator[None]:
     """A transaction on the business in context, queued behind this process's other writers."""
     if connections[current_alias()].in_atomic_block:
         # Called inside a caller's transaction: it may already hold the database's
-        # lock, and waiting here for a thread that waits for that lock would deadlock.
+        # lock, and waiting for the process's queue here could deadlock.
         with tenant_atomic():
             yield
         return
-    with _WRITE_LOCKS[hash(current_tenant().pk) % len(_WRITE_LOCKS)], tenant_atomic():
+    # Durable: queued behind the business's other writers (tenants.context).
+    with tenant_atomic(durable=True):
         yield
 
 

@@ -144,3 +144,28 @@ def test_fifty_api_requests_for_one_slot_get_one_201(make_shop: MakeShop, frozen
     with tenant_context(shop.tenant):
         assert Appointment.objects.count() == 1
 
+
+
+@pytest.mark.django_db(transaction=True)
+def test_writers_of_one_business_queue_instead_of_timing_out(
+    make_shop: MakeShop, frozen: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A 1 ms busy timeout: any two of these bookings meeting at SQLite's write
+    # lock would fail with "database is locked". Queued in the process first,
+    # they never meet there, and all of them book.
+    from smartscheduler import settings as project_settings
+    from tenants.sqlite_backend.base import pool
+
+    shop = make_shop()
+    pool.discard()  # idle connections still carry the usual timeout
+    monkeypatch.setattr(project_settings, "SQLITE_BUSY_TIMEOUT_MS", 1)
+    starts = [local(*TUESDAY, 9) + timedelta(minutes=30 * i) for i in range(6)]
+    plan = [(staff, start) for staff in ("Ana", "Ben") for start in starts]
+    try:
+        results = race(len(plan), lambda i: _book_in_thread(
+            shop, "Checkup", plan[i][1], plan[i][0], i))
+    finally:
+        pool.discard()
+    assert all(isinstance(result, Appointment) for result in results), results
+    with tenant_context(shop.tenant):
+        assert Appointment.objects.count() == len(plan)
