@@ -28,8 +28,6 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Any, Literal
 
 from django.db import OperationalError
-from django.db.models import CharField
-from django.db.models.functions import Cast
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -42,7 +40,6 @@ from pydantic import (
 from agent.facts import BusinessFacts, ServiceFact
 from booking.availability import (
     PARTS_OF_DAY,
-    Busy,
     Policy,
     ServiceSpec,
     Slot,
@@ -53,12 +50,13 @@ from booking.errors import BookingError, InvalidInput
 from booking.models import MAX_BLOCK, Appointment
 from booking.phones import phone_normalize_or_none
 from booking.selectors import (
-    EARLIEST_YEAR,
-    LATEST_YEAR,
     MAX_SEARCH_DAYS,
     appointment_by_reference,
     appointments_for_customer,
+    busy_blocks,
     reference_normalize,
+    search_dates_check,
+    search_span,
     window_parse,
 )
 from booking.services import (
@@ -510,13 +508,7 @@ class ToolRunner:
         facts; the appointments that block slots are always read now, so a
         booking made a moment ago is never offered again.
         """
-        for field_name, day in (("start", first), ("end", last)):
-            if not EARLIEST_YEAR <= day.year <= LATEST_YEAR:
-                raise InvalidInput(field_name, "That date is out of range.")
-        if last < first:
-            raise InvalidInput("end", "The end date must not be before the start date.")
-        if (last - first).days + 1 > MAX_SEARCH_DAYS:
-            raise InvalidInput("end", f"Search at most {MAX_SEARCH_DAYS} days at a time.")
+        search_dates_check(first, last)
         bounds = window_parse(window)
         members = sorted(
             (m for m in self.facts.members
@@ -526,21 +518,10 @@ class ToolRunner:
         if staff_id is not None and not members:
             raise InvalidInput("staff", "No such staff member.")
         ids = [m.id for m in members]
-        # The span slots_search loads: a day of slack each side, plus the longest block.
-        span_start = datetime.combine(first, time(), self.tz) - timedelta(days=1)
-        span_end = (datetime.combine(last + timedelta(days=1), time(), self.tz)
-                    + timedelta(days=1) + MAX_BLOCK)
-        blocks = Appointment.objects.filter(
-            staff_id__in=ids,
-            block_start__gt=span_start - MAX_BLOCK,
-            block_start__lt=span_end,
-            block_end__gt=span_start,
-        ).exclude(status=Appointment.Status.CANCELLED).annotate(
-            # Read as text and parsed here: far cheaper than the backend's converters.
-            start_text=Cast("block_start", CharField()), end_text=Cast("block_end", CharField()),
-        ).values_list("staff_id", "start_text", "end_text")
-        busy = [Busy(staff_id=sid, start=_stored_instant(start), end=_stored_instant(end))
-                for sid, start, end in blocks]
+        # The span slots_search loads, plus the longest block.
+        span_start, span_end = search_span(first, last, self.tz)
+        span_end += MAX_BLOCK
+        busy = busy_blocks(staff_ids=ids, span_start=span_start, span_end=span_end)
         return find_slots(
             tz=self.tz,
             policy=Policy(
@@ -639,14 +620,6 @@ def check_availability(runner: ToolRunner, args: CheckAvailabilityArgs) -> dict[
         "slots": [runner._slot_out(s.start, s.end, s.staff_id, names) for s in picked_slots],
         "more_available": len(slots) > len(picked_slots),
     }
-
-
-def _stored_instant(text: str) -> datetime:
-    """A datetime column read as text (stored in UTC) as an aware instant."""
-    value = datetime.fromisoformat(text)
-    if value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)
 
 
 def _window(part: str | None, after: time | None,

@@ -213,8 +213,32 @@ def engine_data(
         .values_list("start", "end", "staff_id")
     ]
 
+    busy = busy_blocks(staff_ids=ids, span_start=span_start, span_end=span_end,
+                       exclude_appointment_id=exclude_appointment_id)
+    return EngineData(
+        tz=business_zone(profile),
+        policy=policy_of(profile),
+        service=service_spec(service),
+        staff=staff,
+        closures=closures,
+        busy=busy,
+    )
+
+
+def busy_blocks(
+    *,
+    staff_ids: Iterable[int],
+    span_start: datetime,
+    span_end: datetime,
+    exclude_appointment_id: int | None = None,
+) -> list[Busy]:
+    """The blocked times (appointments plus their buffers) of these staff overlapping the span.
+
+    Always read afresh: whatever else a caller caches, a booking made a moment
+    ago must never be offered again.
+    """
     blocks = Appointment.objects.filter(
-        staff_id__in=ids,
+        staff_id__in=list(staff_ids),
         # The lower bound on block_start keeps the (staff, block_start) index useful.
         block_start__gt=span_start - MAX_BLOCK,
         block_start__lt=span_end,
@@ -224,19 +248,33 @@ def engine_data(
         blocks = blocks.exclude(pk=exclude_appointment_id)
     # A search loads hundreds of blocks. Reading their times as text and parsing
     # them here costs a fraction of the backend's per-value datetime converters.
-    busy = [
+    return [
         Busy(staff_id=sid, start=_stored_instant(start), end=_stored_instant(end))
         for sid, start, end in blocks.annotate(
             start_text=Cast("block_start", CharField()), end_text=Cast("block_end", CharField())
         ).values_list("staff_id", "start_text", "end_text")
     ]
-    return EngineData(
-        tz=business_zone(profile),
-        policy=policy_of(profile),
-        service=service_spec(service),
-        staff=staff,
-        closures=closures,
-        busy=busy,
+
+
+def search_dates_check(start_date: date, end_date: date) -> None:
+    """Refuse a search range that is out of bounds, reversed or too long."""
+    for field, day in (("start", start_date), ("end", end_date)):
+        if not EARLIEST_YEAR <= day.year <= LATEST_YEAR:
+            raise InvalidInput(field, "That date is out of range.")
+    if end_date < start_date:
+        raise InvalidInput("end", "The end date must not be before the start date.")
+    if (end_date - start_date).days + 1 > MAX_SEARCH_DAYS:
+        raise InvalidInput("end", f"Search at most {MAX_SEARCH_DAYS} days at a time.")
+
+
+def search_span(start_date: date, end_date: date, tz: ZoneInfo) -> tuple[datetime, datetime]:
+    """The instants a search over these local days must load (end without MAX_BLOCK).
+
+    A day of slack each side covers zones whose local day straddles UTC days.
+    """
+    return (
+        datetime.combine(start_date, time(), tz) - timedelta(days=1),
+        datetime.combine(end_date + timedelta(days=1), time(), tz) + timedelta(days=1),
     )
 
 
@@ -273,13 +311,7 @@ def slots_search(
     appointment being moved may move onto times it overlaps itself.
     Raises InvalidInput for an unknown service/staff or a bad date range.
     """
-    for field, day in (("start", start_date), ("end", end_date)):
-        if not EARLIEST_YEAR <= day.year <= LATEST_YEAR:
-            raise InvalidInput(field, "That date is out of range.")
-    if end_date < start_date:
-        raise InvalidInput("end", "The end date must not be before the start date.")
-    if (end_date - start_date).days + 1 > MAX_SEARCH_DAYS:
-        raise InvalidInput("end", f"Search at most {MAX_SEARCH_DAYS} days at a time.")
+    search_dates_check(start_date, end_date)
     bounds = window_parse(window)
     service = service_get(service_id)
     if service is None:
@@ -288,9 +320,7 @@ def slots_search(
         raise InvalidInput("staff", "No such staff member.")
     profile = profile_get()
     tz = business_zone(profile)
-    # A day of slack each side covers zones whose local day straddles UTC days.
-    span_start = datetime.combine(start_date, time(), tz) - timedelta(days=1)
-    span_end = datetime.combine(end_date + timedelta(days=1), time(), tz) + timedelta(days=1)
+    span_start, span_end = search_span(start_date, end_date, tz)
     data = engine_data(
         profile=profile, service=service, span_start=span_start, span_end=span_end + MAX_BLOCK,
         staff_id=staff_id, exclude_appointment_id=exclude_appointment_id,
