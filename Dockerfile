@@ -19,6 +19,11 @@ ENV PATH=/opt/venv/bin:$PATH \
     PORT=8000
 # A fixed numeric uid/gid: volume and EFS access-point permissions are granted
 # to numbers, and Kubernetes' runAsNonRoot can only verify a numeric USER.
+# pg_dump/pg_restore: backups and restores of businesses kept in PostgreSQL
+# (TENANT_DATABASE_URL). A client tool, not a compiler; pinned by Debian stable.
+# hadolint ignore=DL3008
+RUN apt-get update && apt-get install -y --no-install-recommends postgresql-client \
+    && rm -rf /var/lib/apt/lists/*
 RUN groupadd --system --gid 10001 app \
     && useradd --system --uid 10001 --gid 10001 --home-dir /app --no-create-home app \
     && mkdir -p /data/tenants && chown -R 10001:10001 /data
