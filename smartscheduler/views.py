@@ -1,8 +1,9 @@
 from __future__ import annotations
 
 import logging
+import sys
 
-from django.db import connection
+from django.db import OperationalError, connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.template import loader
@@ -102,7 +103,24 @@ def page_not_found(request: HttpRequest, exception: Exception | None = None) -> 
     return render(request, "404.html", status=404)
 
 
+# Seconds a client is asked to wait when a database is out of reach for now.
+UNAVAILABLE_RETRY_AFTER = 5
+
+
 def server_error(request: HttpRequest) -> HttpResponse:
+    # Django calls this inside its exception handler, so the error is at hand.
+    # A database refusing connections ("too many clients", a restart) or a
+    # SQLite lock held past the busy timeout is passing, not a broken request:
+    # 503 with Retry-After says come back, where a 500 says give up. This also
+    # covers failures in middleware, before any view's own handling.
+    if isinstance(sys.exc_info()[1], OperationalError):
+        response: HttpResponse
+        if _is_api(request):
+            response = _api_error("busy", "We are very busy right now; please try again.", 503)
+        else:
+            response = _bare_page("503.html", 503)
+        response["Retry-After"] = str(UNAVAILABLE_RETRY_AFTER)
+        return response
     if _is_api(request):
         return _api_error("server_error", "Something went wrong on our side; try again.", 500)
     return _bare_page("500.html", 500)

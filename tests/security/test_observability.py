@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from django.core.exceptions import PermissionDenied
-from django.db import connections
+from django.db import OperationalError, connections
 from django.http import HttpRequest, HttpResponse
 from django.test import Client
 from django.urls import path
@@ -37,11 +37,17 @@ def denied(request: HttpRequest) -> HttpResponse:
     raise PermissionDenied("owners only")
 
 
+def database_gone(request: HttpRequest) -> HttpResponse:
+    raise OperationalError("connection failed: FATAL:  sorry, too many clients already")
+
+
 # This module doubles as the URLconf of the error-page tests: the site plus views that fail.
 urlpatterns = [
     path("boom/", boom),
     path("api/boom/", boom),
     path("denied/", denied),
+    path("busy/", database_gone),
+    path("api/busy/", database_gone),
     *site_urlpatterns,
 ]
 handler400 = "smartscheduler.views.bad_request"
@@ -187,6 +193,35 @@ def test_a_crash_shows_a_friendly_page_without_a_trace(db: None) -> None:
     assert "css/site.css" in html, "extends the site's base template"
     # The page names the request id, so support can find the logged trace.
     assert response["X-Request-ID"] in html
+
+
+@error_urls
+def test_a_database_out_of_reach_answers_503_with_retry_after(db: None) -> None:
+    client = Client(raise_request_exception=False)
+    page = client.get("/busy/")
+    assert page.status_code == 503
+    assert page["Retry-After"] == "5"
+    assert "We are very busy right now" in page.content.decode()
+    no_trace(page.content.decode())
+    api = client.get("/api/busy/")
+    assert (api.status_code, api["Retry-After"], api.json()["error"]) == (503, "5", "busy")
+    assert "too many clients" not in api.content.decode()
+
+
+@error_urls
+def test_a_database_out_of_reach_in_middleware_answers_503_too(
+    db: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The tenant lookup runs in middleware, before any view's own handling.
+    from tenants import middleware as tenant_middleware
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise OperationalError("connection failed: FATAL:  sorry, too many clients already")
+
+    monkeypatch.setattr(tenant_middleware, "tenant_by_slug", refuse)
+    response = Client(raise_request_exception=False).get("/api/b/somebody/services")
+    assert response.status_code == 503
+    assert response.json()["error"] == "busy"
 
 
 @error_urls
