@@ -24,12 +24,9 @@ import argparse
 import http.client
 import json
 import os
-import secrets
 import shutil
-import socket
 import sqlite3
 import statistics
-import string
 import subprocess
 import sys
 import tempfile
@@ -46,6 +43,8 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from tests import live_server
+
 REPO = Path(__file__).resolve().parents[1]
 ZONE = "America/New_York"
 RACE_SLUG, RUSH_SLUG = "bench-race", "bench-rush"
@@ -59,28 +58,9 @@ def say(line: str = "") -> None:
 
 
 def server_env(var_dir: Path) -> dict[str, str]:
-    alphabet = string.ascii_letters + string.digits
-    env = {
-        key: value for key, value in os.environ.items()
-        # Only what is set here reaches the server.
-        if not key.startswith(("DJANGO_", "DATABASE_", "TENANT_", "REDIS_", "EMAIL_"))
-    }
-    env.update(
-        DJANGO_SETTINGS_MODULE="smartscheduler.settings",
-        DJANGO_SECRET_KEY="".join(secrets.choice(alphabet) for _ in range(60)),
-        DEBUG="false",
-        ALLOWED_HOSTS="127.0.0.1,localhost",
-        SECURE_SSL_REDIRECT="false",
-        STATIC_MANIFEST="false",
-        VAR_DIR=str(var_dir),
-        STATIC_ROOT=str(var_dir / "static"),
-        AGENT_PROVIDER="offline",
-        # Thousands of bookings from one address: the per-address limits would
-        # answer 429 to the load itself.
-        RATELIMIT_ENABLE="false",
-        PYTHONUNBUFFERED="1",
-    )
-    return env
+    # Thousands of bookings from one address: the per-address limits would
+    # answer 429 to the load itself.
+    return live_server.server_env(var_dir, RATELIMIT_ENABLE="false")
 
 
 # The set-up commands run in one process. dj-stripe's tables are made from its
@@ -162,19 +142,11 @@ class Server:
 def daphne(env: dict[str, str], var_dir: Path) -> Iterator[Server]:
     # The server inherits a listening socket: no port race, and early requests
     # wait in the backlog while it starts.
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(256)
-    sock.set_inheritable(True)
+    sock = live_server.listening_socket(backlog=256)
     port = sock.getsockname()[1]
     log_path = var_dir / "server.log"
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "daphne", "--fd", str(sock.fileno()),
-             "smartscheduler.asgi:application"],
-            cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, pass_fds=[sock.fileno()],
-        )
+    log_path.unlink(missing_ok=True)  # this run's log only (start_daphne appends)
+    process = live_server.start_daphne(sock, env, log_path)
     sock.close()
     server = Server(f"http://127.0.0.1:{port}", "127.0.0.1", port, process, log_path)
     try:

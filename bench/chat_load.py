@@ -27,11 +27,8 @@ import json
 import os
 import platform
 import random
-import secrets
 import shutil
-import socket
 import sqlite3
-import string
 import subprocess
 import sys
 import tempfile
@@ -43,6 +40,8 @@ from typing import Any
 
 import aiohttp
 import django
+
+from tests import live_server
 
 REPO = Path(__file__).resolve().parents[1]
 SLUG = "demo-dental"
@@ -79,24 +78,7 @@ def say(line: str = "") -> None:
 
 
 def server_env(var_dir: Path) -> dict[str, str]:
-    alphabet = string.ascii_letters + string.digits
-    env = {
-        key: value for key, value in os.environ.items()
-        if not key.startswith(("DJANGO_", "DATABASE_", "TENANT_", "REDIS_", "EMAIL_", "AGENT_"))
-    }
-    env.update(
-        DJANGO_SETTINGS_MODULE="smartscheduler.settings",
-        DJANGO_SECRET_KEY="".join(secrets.choice(alphabet) for _ in range(60)),
-        DEBUG="false",
-        ALLOWED_HOSTS="127.0.0.1,localhost",
-        SECURE_SSL_REDIRECT="false",
-        STATIC_MANIFEST="false",
-        VAR_DIR=str(var_dir),
-        AGENT_PROVIDER="offline",
-        PYTHONUNBUFFERED="1",
-        **RATE_ENV,
-    )
-    return env
+    return live_server.server_env(var_dir, **RATE_ENV)
 
 
 def prepare(env: dict[str, str]) -> None:
@@ -107,18 +89,10 @@ def prepare(env: dict[str, str]) -> None:
 
 def start_server(env: dict[str, str], log_path: Path) -> tuple[subprocess.Popen[bytes], str]:
     # An inherited listening socket: no port race, early connections wait in the backlog.
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(1024)
-    sock.set_inheritable(True)
+    sock = live_server.listening_socket(backlog=1024)
     port = sock.getsockname()[1]
-    with open(log_path, "wb") as log:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "daphne", "--fd", str(sock.fileno()),
-             "smartscheduler.asgi:application"],
-            cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, pass_fds=[sock.fileno()],
-        )
+    log_path.unlink(missing_ok=True)  # this run's log only (start_daphne appends)
+    server = live_server.start_daphne(sock, env, log_path)
     sock.close()
     url = f"http://127.0.0.1:{port}"
     try:

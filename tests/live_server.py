@@ -71,11 +71,11 @@ def server_env(var_dir: Path, **overrides: str) -> dict[str, str]:
     return env
 
 
-def listening_socket() -> socket.socket:
+def listening_socket(backlog: int = 128) -> socket.socket:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
-    sock.listen(128)
+    sock.listen(backlog)
     sock.set_inheritable(True)
     return sock
 
