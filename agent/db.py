@@ -3,7 +3,11 @@
 Tenant aliases have ``CONN_MAX_AGE = 0``: a request's connection is closed when
 it ends. For chat that meant every message opened the business's SQLite file
 (three PRAGMAs), and closing the last connection to a file makes SQLite
-checkpoint its WAL, with fsyncs: together about a tenth of a turn. A turn runs
+checkpoint its WAL, with fsyncs: together about a tenth of a turn. Since then
+the SQLite backend keeps idle connections per process (tenants/sqlite_backend),
+which covers most of that for every request; what this module still spares a
+turn is the wrapper's reconnect and, for PostgreSQL tenants, the connect round
+trip. It overlaps that pool and is a candidate to fold into it. A turn runs
 in a thread of a small pool, so the thread keeps the connection to the business
 it just served for ``KEEP_OPEN_SECONDS`` and the next turn of that business in
 that thread reuses it. Django's own ``close_if_unusable_or_obsolete`` still
