@@ -105,11 +105,16 @@ def prepare(env: dict[str, str], *, collectstatic: bool = False) -> None:
     dj-stripe's long migration history costs a minute or more per server. The
     server itself then runs with the production settings on them.
     """
-    subprocess.run(
-        [sys.executable, "manage.py", "migrate", "--run-syncdb", "--verbosity", "0"],
-        cwd=REPO, env=dict(env, DJANGO_SETTINGS_MODULE="smartscheduler.settings_test"),
-        check=True,
-    )
+    test_env = dict(env, DJANGO_SETTINGS_MODULE="smartscheduler.settings_test")
+    steps = [["migrate", "--run-syncdb"]]
+    if env.get("DATABASE_URL", "").startswith("postgres"):
+        # Django creates the tables of apps without migrations (dj-stripe here)
+        # before it runs any migration; PostgreSQL checks their foreign keys to
+        # auth_user at once, so auth must exist first.
+        steps.insert(0, ["migrate", "auth"])
+    for step in steps:
+        subprocess.run([sys.executable, "manage.py", *step, "--verbosity", "0"],
+                       cwd=REPO, env=test_env, check=True)
     if collectstatic:
         subprocess.run([sys.executable, "manage.py", "collectstatic", "--noinput",
                         "--verbosity", "0"], cwd=REPO, env=env, check=True)
