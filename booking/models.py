@@ -65,6 +65,12 @@ class BusinessProfile(models.Model):
     # The whole business's appointments as an iCalendar feed.
     calendar_token = _calendar_token_field()
     updated_at = models.DateTimeField(auto_now=True)
+    # A new random value whenever a service, a staff member, who offers what,
+    # working hours or a closure is written, set by database triggers
+    # (booking.catalog) so that no write path, bulk or raw, can forget it. A
+    # process that cached the catalogue compares it with this row, read in the
+    # same transaction, instead of reading the catalogue again.
+    catalog_version = models.BigIntegerField(default=0, editable=False)
 
     class Meta:
         verbose_name = "business profile"

@@ -22,7 +22,7 @@ import json
 import logging
 import secrets
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
@@ -32,6 +32,7 @@ from django.utils import timezone
 from billing.entitlements import appointment_limit, ensure_can_book
 from booking import availability, notifications, signals
 from booking.availability import Slot, Unavailable
+from booking.catalog import catalog_for
 from booking.errors import (
     AppointmentNotFound,
     BookingError,
@@ -48,7 +49,7 @@ from booking.errors import (
     TooSoon,
     entitlement_errors,
 )
-from booking.models import MAX_BLOCK, Appointment, BusinessProfile, Customer, Service, StaffMember
+from booking.models import Appointment, BusinessProfile, Customer, Service, StaffMember
 from booking.phones import phone_normalize
 from booking.selectors import (
     EARLIEST_YEAR,
@@ -56,9 +57,9 @@ from booking.selectors import (
     REFERENCE_ALPHABET,
     appointments_count_this_month,
     business_region,
+    business_zone,
     engine_data,
     profile_get,
-    service_get,
 )
 from tenants.context import current_alias, current_tenant, on_tenant_commit, tenant_atomic
 
@@ -199,13 +200,19 @@ def _slot_check(
     exclude_appointment_id: int | None = None,
     named_staff_must_exist: bool = False,
 ) -> availability.SlotCheck:
-    # check_slot looks at the local day before and after ``start``; three days
-    # either side (plus the longest block) covers that in any zone.
+    # check_slot looks at the local day of ``start`` (which staff member is least
+    # busy that day, and what overlaps the buffered slot). The slack covers a
+    # midnight that a clock change skips or repeats (shifts are at most 2 hours).
+    tz = business_zone(profile)
+    day = start.astimezone(tz).date()
+    slack = timedelta(hours=3)
     data = engine_data(
         profile=profile,
         service=service,
-        span_start=start - timedelta(days=3),
-        span_end=start + timedelta(days=3) + MAX_BLOCK,
+        span_start=datetime.combine(day, time(), tz)
+        - timedelta(minutes=service.buffer_before_minutes) - slack,
+        span_end=datetime.combine(day + timedelta(days=1), time(), tz)
+        + timedelta(minutes=service.buffer_after_minutes) + slack,
         staff_id=staff_id,
         exclude_appointment_id=exclude_appointment_id,
     )
@@ -380,7 +387,7 @@ def appointment_book(
             with entitlement_errors():
                 ensure_can_book(tenant, booked_this_month=booked)
 
-            service = service_get(service_id)
+            service = catalog_for(profile).service(service_id)
             if service is None:
                 raise InvalidInput("service", "No such service.")
             _lock_calendars(service=service, staff_id=staff_id)

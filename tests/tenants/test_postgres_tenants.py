@@ -28,7 +28,8 @@ from django.db import connections
 from django.db.migrations.executor import MigrationExecutor
 from django.test import override_settings
 
-from booking.models import Appointment
+from booking.errors import Closed
+from booking.models import Appointment, BusinessProfile, Closure
 from booking.selectors import appointments_all
 from booking.services import (
     CustomerDetails,
@@ -150,6 +151,28 @@ def test_each_business_gets_its_own_postgres_database_and_sees_only_its_rows(
         with psycopg.connect(f"{SERVER}/{tenant_pg_name(shop.tenant.id)}") as conn:
             row = conn.execute("SELECT count(*) FROM booking_appointment").fetchone()
         assert row == (expected,)
+
+
+# --- the cached catalogue --------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_catalogue_writes_in_bulk_reach_the_next_booking(make_shop: MakeShop,
+                                                         frozen: object) -> None:
+    """PostgreSQL's statement triggers replace the catalogue version as SQLite's do."""
+    shop = make_shop()
+    book(shop, local(*TUESDAY, 9))  # the process now holds the catalogue
+    with tenant_context(shop.tenant):
+        before = BusinessProfile.objects.values_list("catalog_version", flat=True).get()
+        Closure.objects.bulk_create([
+            Closure(start=local(*TUESDAY, 11), end=local(*TUESDAY, 12), reason="Meeting")
+        ])
+        assert BusinessProfile.objects.values_list("catalog_version", flat=True).get() != before
+    with pytest.raises(Closed):
+        book(shop, local(*TUESDAY, 11))
+    with tenant_context(shop.tenant):
+        Closure.objects.all().delete()
+    assert book(shop, local(*TUESDAY, 11)).start == local(*TUESDAY, 11)
 
 
 # --- no double booking: real threads, one connection each -------------------------------
