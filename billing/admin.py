@@ -19,6 +19,7 @@ from billing.plans import PLANS
 from billing.reconcile import account_refresh
 from billing.services import tenant_plan_set
 from billing.stripe_api import billing_enabled
+from tenants.directory import control_plane_changed
 from tenants.models import Tenant
 
 # Subscriptions that are billed each month (past due still owes the month).
@@ -95,6 +96,7 @@ class BillingAccountAdmin(admin.ModelAdmin):
             [BillingAccount(tenant=t) for t in Tenant.objects.filter(billing_account__isnull=True)],
             ignore_conflicts=True,
         )
+        control_plane_changed()  # bulk inserts send no signal
         accounts = BillingAccount.objects.all()
         mrr = mrr_by_plan(accounts)
         extra = {

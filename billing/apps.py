@@ -6,7 +6,8 @@ class BillingConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from billing import stripe_api, webhooks
+        from billing import receivers, stripe_api, webhooks
 
         stripe_api.configure()
         webhooks.connect_receivers()
+        receivers.connect()

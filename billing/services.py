@@ -20,6 +20,7 @@ from audit.services import STRIPE, SYSTEM, Actor, field_change
 from billing import stripe_api
 from billing.models import BillingAccount
 from billing.plans import PLANS
+from tenants.directory import control_plane_changed
 from tenants.models import Tenant
 from tenants.services import tenant_change_record
 
@@ -54,6 +55,7 @@ def tenant_plan_set(*, tenant: Tenant, plan: str, actor: Actor = SYSTEM) -> None
     if tenant.plan != plan:
         old_plan = tenant.plan
         Tenant.objects.filter(pk=tenant.pk).update(plan=plan)
+        control_plane_changed()  # an update sends no signal
         tenant.plan = plan
         logger.info("billing: tenant %s plan set to %s", tenant.pk, plan)
         tenant_change_record(

@@ -33,6 +33,7 @@ from booking.models import (
 )
 from booking.selectors import profile_get
 from tenants.context import current_tenant, tenant_atomic
+from tenants.directory import control_plane_changed
 from tenants.models import Tenant, validate_timezone
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -455,6 +456,7 @@ def config_import(data: Any) -> ImportSummary:
     # is another database, so it follows once the tenant's setup is committed.
     if tenant.name != config.name or tenant.timezone != config.timezone:
         Tenant.objects.filter(pk=tenant.pk).update(name=config.name, timezone=config.timezone)
+        control_plane_changed()  # an update sends no signal
         tenant.name, tenant.timezone = config.name, config.timezone
     return ImportSummary(
         services=len(config.services),

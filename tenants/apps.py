@@ -7,6 +7,7 @@ class TenantsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from tenants import checks, db  # noqa: F401  (checks register themselves)
+        from tenants import checks, db, receivers  # noqa: F401  (checks register themselves)
 
         db.install()
+        receivers.connect()

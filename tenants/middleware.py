@@ -14,8 +14,9 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 
 from tenants.context import tenant_context
+from tenants.directory import public_tenant_by_slug
 from tenants.models import Tenant
-from tenants.selectors import dashboard_tenant_for, tenant_by_slug
+from tenants.selectors import dashboard_tenant_for
 
 # Public routes carry the business's slug; the dashboard uses the membership.
 # /voice/incoming, /voice/status and /voice/sms carry none: the voice app finds
@@ -66,7 +67,7 @@ class TenantMiddleware:
         path = request.path_info
         match = PUBLIC_PATH.match(path)
         if match:
-            tenant = tenant_by_slug(match["slug"])
+            tenant = public_tenant_by_slug(match["slug"])
             if tenant is None:
                 raise Http404("No business with that address.")
             return tenant
@@ -123,7 +124,9 @@ class TenantWebsocketMiddleware:
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         match = WEBSOCKET_PATH.match(scope.get("path", ""))
-        tenant = await database_sync_to_async(tenant_by_slug)(match["slug"]) if match else None
+        tenant = (
+            await database_sync_to_async(public_tenant_by_slug)(match["slug"]) if match else None
+        )
         if tenant is None:
             # Refuse the handshake: no such business.
             message = await receive()

@@ -213,12 +213,12 @@ def test_a_database_out_of_reach_in_middleware_answers_503_too(
     db: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The tenant lookup runs in middleware, before any view's own handling.
-    from tenants import middleware as tenant_middleware
+    from tenants import directory as tenant_directory
 
     def refuse(*args: object, **kwargs: object) -> None:
         raise OperationalError("connection failed: FATAL:  sorry, too many clients already")
 
-    monkeypatch.setattr(tenant_middleware, "tenant_by_slug", refuse)
+    monkeypatch.setattr(tenant_directory, "tenant_by_slug", refuse)
     response = Client(raise_request_exception=False).get("/api/b/somebody/services")
     assert response.status_code == 503
     assert response.json()["error"] == "busy"
