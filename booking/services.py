@@ -107,21 +107,33 @@ def customer_details_clean(
     return CustomerDetails(name=name, phone=e164, email=email)
 
 
-def _customer_save(details: CustomerDetails) -> Customer:
-    customer = Customer.objects.filter(phone=details.phone).first()
-    if customer is None:
-        return Customer.objects.create(name=details.name, phone=details.phone, email=details.email)
-    changed = []
-    if customer.name != details.name:
-        customer.name = details.name
-        changed.append("name")
+_CUSTOMER_UPSERT = (
+    'INSERT INTO "booking_customer" ("name", "phone", "email", "created_at") '
+    "VALUES (%s, %s, %s, %s) "
+    'ON CONFLICT ("phone") DO UPDATE SET "name" = excluded."name", '
     # An empty email means "not given", never "forget the one we have".
-    if details.email and customer.email != details.email:
-        customer.email = details.email
-        changed.append("email")
-    if changed:
-        customer.save(update_fields=changed)
-    return customer
+    """"email" = CASE WHEN excluded."email" <> '' THEN excluded."email" """
+    'ELSE "booking_customer"."email" END '
+    'RETURNING "id", "name", "phone", "email"'
+)
+
+
+def _customer_save(details: CustomerDetails) -> Customer:
+    """The customer with this phone number, inserted or updated with these details.
+
+    Every booking goes through here, so it is one statement (SQLite 3.35+ and
+    PostgreSQL both have ON CONFLICT ... RETURNING) instead of a read and then
+    a write; the ORM's two cost a booking about 0.5 ms (bench/README.md).
+    """
+    connection = connections[current_alias()]
+    with connection.cursor() as cursor:
+        cursor.execute(_CUSTOMER_UPSERT, [
+            details.name, details.phone, details.email,
+            connection.ops.adapt_datetimefield_value(timezone.now()),
+        ])
+        row = cursor.fetchone()
+    # created_at stays deferred: read only if someone asks for it.
+    return Customer.from_db(connection.alias, ["id", "name", "phone", "email"], row)
 
 
 def customer_upsert(*, name: str, phone: str, email: str = "") -> Customer:

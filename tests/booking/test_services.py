@@ -424,10 +424,11 @@ def test_customer_is_found_by_normalised_phone(shop: Shop) -> None:
     second.refresh_from_db()
     assert (second.name, second.phone, second.email) == ("Ada L.", "+12125550100",
                                                          "ada@example.com")
-    # An empty email keeps the one on file.
-    customer_upsert(name="Ada L.", phone="2125550100")
+    # An empty email keeps the one on file, and the customer returned says so.
+    kept = customer_upsert(name="Ada L.", phone="2125550100")
     second.refresh_from_db()
-    assert second.email == "ada@example.com"
+    assert second.email == kept.email == "ada@example.com"
+    assert kept.created_at == second.created_at  # read when asked for
 
 
 @pytest.mark.parametrize(
