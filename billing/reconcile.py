@@ -45,7 +45,7 @@ def _account_row(tenant_id: UUID) -> tuple[Any, ...] | None:
 
 
 # Every booking reads its business's account; see tenants.directory for when a
-# copy is used (billing.receivers replaces the generation on any change).
+# copy is used (billing.apps connects saves and deletes to a new generation).
 _account_rows: ProcessCopies[tuple[Any, ...] | None] = ProcessCopies(_account_row)
 
 

@@ -7,7 +7,8 @@ class TenantsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from tenants import checks, db, receivers  # noqa: F401  (checks register themselves)
+        from tenants import checks, db, directory  # noqa: F401  (checks register themselves)
+        from tenants.models import Tenant
 
         db.install()
-        receivers.connect()
+        directory.refresh_on_change(Tenant, uid="tenants.directory.tenant")

@@ -6,8 +6,8 @@ business's billing account: two control-plane queries that return the same rows
 almost every time. A process keeps them, keyed by a *generation*: a token in
 Django's cache (shared by every process when ``REDIS_URL`` is set) that
 ``control_plane_changed`` replaces after the commit of any save or delete of a
-tenant or billing account (``tenants.receivers``, ``billing.receivers``) and of
-the bulk updates that send no signal. A copy is used only under the generation
+tenant or billing account (``refresh_on_change``, connected in each app's
+``ready``) and of the bulk updates that send no signal. A copy is used only under the generation
 it was read in, and never for longer than ``DIRECTORY_TTL_SECONDS``, which
 bounds what a write that bypassed all of that (hand-run SQL) or an unreachable
 cache can leave behind.
@@ -29,6 +29,8 @@ from typing import Any, Generic, TypeVar
 
 from django.core.cache import cache
 from django.db import DEFAULT_DB_ALIAS, transaction
+from django.db.models import Model
+from django.db.models.signals import post_delete, post_save
 
 from tenants.models import Tenant
 from tenants.selectors import tenant_by_slug
@@ -76,6 +78,16 @@ def control_plane_changed(using: str = DEFAULT_DB_ALIAS) -> None:
     # under the first new generation.
     bump()
     transaction.on_commit(bump, using=using, robust=True)
+
+
+def refresh_on_change(model: type[Model], *, uid: str) -> None:
+    """Replace the generation after the commit of any save or delete of ``model``'s rows."""
+
+    def changed(sender: type[Model], using: str = DEFAULT_DB_ALIAS, **kwargs: Any) -> None:
+        control_plane_changed(using)
+
+    post_save.connect(changed, sender=model, weak=False, dispatch_uid=f"{uid}.save")
+    post_delete.connect(changed, sender=model, weak=False, dispatch_uid=f"{uid}.delete")
 
 
 class ProcessCopies(Generic[T]):
