@@ -13,19 +13,17 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
-from uuid import UUID
 
 import stripe
 from django.conf import settings
 from django.core.cache import cache
-from django.db import DEFAULT_DB_ALIAS, connections, transaction
+from django.db import connections, transaction
 from django.utils import timezone
 
 from billing import stripe_api
 from billing.models import BillingAccount
 from billing.services import LIVE_STATUSES, subscription_sync
-from tenants.directory import ProcessCopies
+from tenants.directory import RowCopies
 from tenants.models import Tenant
 
 logger = logging.getLogger(__name__)
@@ -35,24 +33,14 @@ def account_of(tenant: Tenant) -> BillingAccount | None:
     return BillingAccount.objects.filter(tenant=tenant).first()
 
 
-_ACCOUNT_FIELDS = tuple(field.attname for field in BillingAccount._meta.concrete_fields)
-
-
-def _account_row(tenant_id: UUID) -> tuple[Any, ...] | None:
-    return (
-        BillingAccount.objects.filter(tenant_id=tenant_id).values_list(*_ACCOUNT_FIELDS).first()
-    )
-
-
 # Every booking reads its business's account; see tenants.directory for when a
 # copy is used (billing.apps connects saves and deletes to a new generation).
-_account_rows: ProcessCopies[tuple[Any, ...] | None] = ProcessCopies(_account_row)
+_accounts: RowCopies[BillingAccount] = RowCopies(BillingAccount, "tenant_id")
 
 
 def account_recent(tenant: Tenant) -> BillingAccount | None:
     """``account_of`` from this process's copy, when it is of the current generation."""
-    row = _account_rows.get(tenant.pk)
-    return None if row is None else BillingAccount.from_db(DEFAULT_DB_ALIAS, _ACCOUNT_FIELDS, row)
+    return _accounts.get(tenant.pk)
 
 
 def needs_refresh(account: BillingAccount, now: datetime) -> bool:

@@ -40,6 +40,7 @@ CLOSURES_BEHIND = timedelta(days=7)
 MAX_CACHED = 512
 
 _SERVICE_FIELDS = tuple(field.attname for field in Service._meta.concrete_fields)
+_SERVICE_ACTIVE = _SERVICE_FIELDS.index("active")
 
 
 @dataclass(frozen=True)
@@ -55,7 +56,7 @@ class Catalog:
     def service(self, service_id: int) -> Service | None:
         """The active service as a model instance of its own (callers may attach it to rows)."""
         row = self.service_rows.get(service_id)
-        if row is None or not row[_SERVICE_FIELDS.index("active")]:
+        if row is None or not row[_SERVICE_ACTIVE]:
             return None
         return Service.from_db(current_alias(), _SERVICE_FIELDS, row)
 
@@ -118,12 +119,6 @@ def catalog_for(profile: BusinessProfile) -> Catalog:
             while len(_cached) > MAX_CACHED:
                 _cached.popitem(last=False)
     return catalog
-
-
-def forget_all() -> None:
-    """Drop every process-local copy (tests that swap databases under a tenant id)."""
-    with _lock:
-        _cached.clear()
 
 
 def _version() -> int | None:

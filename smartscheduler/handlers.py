@@ -32,7 +32,7 @@ from asgiref.sync import ThreadSensitiveContext, sync_to_async
 from django.core import signals
 from django.core.exceptions import RequestAborted
 from django.core.handlers.asgi import ASGIHandler, get_script_prefix
-from django.http import FileResponse, HttpRequest, HttpResponseBase
+from django.http import FileResponse, HttpResponseBase
 from django.urls import set_script_prefix
 
 # Idle request threads kept for the next requests; more are started under a
@@ -94,10 +94,6 @@ class SyncChainASGIHandler(ASGIHandler):
                 await sync_to_async(response.close, thread_sensitive=True)()
         finally:
             body_file.close()
-
-    async def get_response_async(self, request: HttpRequest) -> HttpResponseBase:
-        # Not used by handle() above; kept coherent with the synchronous chain.
-        return await sync_to_async(self.get_response, thread_sensitive=True)(request)
 
     def _respond(self, scope: dict[str, Any], body_file: Any) -> HttpResponseBase:
         signals.request_started.send(sender=self.__class__, scope=scope)

@@ -24,7 +24,7 @@ import secrets
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Hashable
+from collections.abc import Hashable
 from typing import Any, Generic, TypeVar
 
 from django.core.cache import cache
@@ -33,7 +33,6 @@ from django.db.models import Model
 from django.db.models.signals import post_delete, post_save
 
 from tenants.models import Tenant
-from tenants.selectors import tenant_by_slug
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +40,7 @@ DIRECTORY_TTL_SECONDS = 5.0
 GENERATION_KEY = "tenants:control-plane-generation"
 MAX_ENTRIES = 4096
 
-T = TypeVar("T")
+M = TypeVar("M", bound=Model)
 
 
 def control_plane_generation() -> str | None:
@@ -90,16 +89,28 @@ def refresh_on_change(model: type[Model], *, uid: str) -> None:
     post_delete.connect(changed, sender=model, weak=False, dispatch_uid=f"{uid}.delete")
 
 
-class ProcessCopies(Generic[T]):
-    """Values read from the control plane, per key, valid for one generation and a TTL."""
+class RowCopies(Generic[M]):
+    """Rows of ``model`` found by one unique field, valid for one generation and a TTL.
 
-    def __init__(self, load: Callable[[Any], T]) -> None:
-        self._load = load
+    Each call returns an instance of its own (built from the kept column values),
+    so a caller may change it without touching what other requests get.
+    """
+
+    def __init__(self, model: type[M], field: str) -> None:
+        self._model = model
+        self._field = field
+        self._columns = tuple(f.attname for f in model._meta.concrete_fields)
         self._lock = threading.Lock()
-        self._entries: OrderedDict[Hashable, tuple[str, float, T]] = OrderedDict()
+        self._entries: OrderedDict[Hashable, tuple[str, float, tuple[Any, ...] | None]] = (
+            OrderedDict()
+        )
         _all_copies.append(self)
 
-    def get(self, key: Hashable) -> T:
+    def get(self, key: Hashable) -> M | None:
+        row = self._row(key)
+        return None if row is None else self._model.from_db(DEFAULT_DB_ALIAS, self._columns, row)
+
+    def _row(self, key: Hashable) -> tuple[Any, ...] | None:
         generation = control_plane_generation()
         now = time.monotonic()
         if generation is not None:
@@ -109,34 +120,29 @@ class ProcessCopies(Generic[T]):
                 return hit[2]
         # Read after the generation: a change committed in between replaces the
         # generation too, so this copy is never used under the newer one.
-        value = self._load(key)
+        row = self._read(key)
         if generation is not None:
             with self._lock:
-                self._entries[key] = (generation, now, value)
+                self._entries[key] = (generation, now, row)
                 self._entries.move_to_end(key)
                 while len(self._entries) > MAX_ENTRIES:
                     self._entries.popitem(last=False)
-        return value
+        return row
+
+    def _read(self, key: Hashable) -> tuple[Any, ...] | None:
+        rows = self._model._default_manager.using(DEFAULT_DB_ALIAS).filter(**{self._field: key})
+        return rows.values_list(*self._columns).first()
 
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
 
 
-_all_copies: list[ProcessCopies[Any]] = []
+_all_copies: list[RowCopies[Any]] = []
 
-_TENANT_FIELDS = tuple(field.attname for field in Tenant._meta.concrete_fields)
-
-
-def _tenant_row(slug: str) -> tuple[Any, ...] | None:
-    tenant = tenant_by_slug(slug)
-    return None if tenant is None else tuple(getattr(tenant, name) for name in _TENANT_FIELDS)
-
-
-_tenant_rows: ProcessCopies[tuple[Any, ...] | None] = ProcessCopies(_tenant_row)
+_tenants: RowCopies[Tenant] = RowCopies(Tenant, "slug")
 
 
 def public_tenant_by_slug(slug: str) -> Tenant | None:
     """The tenant at this public address (a fresh instance each call, safe to change)."""
-    row = _tenant_rows.get(slug)
-    return None if row is None else Tenant.from_db(DEFAULT_DB_ALIAS, _TENANT_FIELDS, row)
+    return _tenants.get(slug)

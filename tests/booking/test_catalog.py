@@ -8,6 +8,7 @@ next search or booking reads the catalogue again.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable
 from datetime import datetime, time, timedelta
 
@@ -153,10 +154,10 @@ def test_one_process_keeps_a_bounded_number_of_businesses(
     shop: Shop, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(catalog, "MAX_CACHED", 1)
-    catalog.forget_all()
+    monkeypatch.setattr(catalog, "_cached", OrderedDict())
     catalog.catalog_for(profile_get())
     assert len(catalog._cached) == 1
     # A profile not yet saved (no row to version) is never cached.
-    catalog.forget_all()
+    catalog._cached.clear()
     catalog.catalog_for(BusinessProfile(display_name="Unsaved", timezone=NY.key))
     assert len(catalog._cached) == 0

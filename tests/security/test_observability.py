@@ -218,7 +218,7 @@ def test_a_database_out_of_reach_in_middleware_answers_503_too(
     def refuse(*args: object, **kwargs: object) -> None:
         raise OperationalError("connection failed: FATAL:  sorry, too many clients already")
 
-    monkeypatch.setattr(tenant_directory, "tenant_by_slug", refuse)
+    monkeypatch.setattr(tenant_directory.RowCopies, "_read", refuse)
     response = Client(raise_request_exception=False).get("/api/b/somebody/services")
     assert response.status_code == 503
     assert response.json()["error"] == "busy"
