@@ -37,13 +37,15 @@
     edited = slug.value !== "";
     showPreview();
   });
-  name.addEventListener("input", function () {
+  function followName() {
     if (!edited) {
       slug.value = slugify(name.value);
     }
     showPreview();
-  });
-  showPreview();
+  }
+  name.addEventListener("input", followName);
+  // A name typed before this script ran (it is deferred) sent no event we heard.
+  followName();
 
   // On a fresh form, start from the browser's own zone when we offer it.
   if (zone && form.dataset.fresh === "1" && window.Intl && Intl.DateTimeFormat) {
